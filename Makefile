@@ -1,0 +1,52 @@
+# SmartZone developer commands. Everything installs into .venv under the repo.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)
+
+.PHONY: install run test lint fmt unit integration infra bench synth clean seed
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/shared/python functions infra tools bench
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Exit code 5 means "no tests collected": not a failure.
+test: lint
+	$(BIN)/pytest -n 2 tests; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration
+
+infra: $(STAMP)
+	$(BIN)/pytest tests/infra
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.telemetry
+
+synth: $(STAMP)
+	$(BIN)/python infra/app.py
+
+run: $(STAMP)
+	$(BIN)/python -m tools.demo
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache build

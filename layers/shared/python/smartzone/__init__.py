@@ -1,0 +1,1 @@
+"""SmartZone shared code (the `shared` Lambda layer): domain logic, repositories, settings."""

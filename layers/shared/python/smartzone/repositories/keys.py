@@ -1,0 +1,56 @@
+"""The single-table key design. Every item has ``pk``/``sk``; two overloaded GSIs serve the queries.
+
+| item          | pk                    | sk                        | gsi1pk / gsi1sk                        | gsi2pk / gsi2sk                      |
+|---------------|-----------------------|---------------------------|----------------------------------------|--------------------------------------|
+| device        | DEVICE#<device_id>    | DEVICE                    | GRIDDEVICES#<grid> / <device_id>       | DEVICES / <device_id>                |
+| alarm         | DEVICE#<device_id>    | ALARM#<type>#<raised iso> | –                                      | –                                    |
+| grid          | GRID#<grid_id>        | GRID                      | –                                      | GRIDS / <grid_id>                    |
+| work order    | ORDER#<order_id>      | ORDER                     | GRIDORDERS#<grid> / <created>#<id>     | ORDERSTATUS#<status> / <created>#<id>|
+
+Streams: the outbox dispatcher's event-source mapping filters on ``pk`` beginning ``ORDER#``.
+"""
+
+from __future__ import annotations
+
+GSI1 = "gsi1"
+GSI2 = "gsi2"
+ORDER_PK_PREFIX = "ORDER#"
+
+
+def device_key(device_id: str) -> dict[str, str]:
+    return {"pk": f"DEVICE#{device_id}", "sk": "DEVICE"}
+
+
+def alarm_key(device_id: str, alarm_type: str, raised_iso: str) -> dict[str, str]:
+    return {"pk": f"DEVICE#{device_id}", "sk": f"ALARM#{alarm_type}#{raised_iso}"}
+
+
+def grid_key(grid_id: str) -> dict[str, str]:
+    return {"pk": f"GRID#{grid_id}", "sk": "GRID"}
+
+
+def order_key(order_id: str) -> dict[str, str]:
+    return {"pk": f"{ORDER_PK_PREFIX}{order_id}", "sk": "ORDER"}
+
+
+def device_index_keys(device_id: str, grid_id: str) -> dict[str, str]:
+    return {
+        "gsi1pk": f"GRIDDEVICES#{grid_id}",
+        "gsi1sk": device_id,
+        "gsi2pk": "DEVICES",
+        "gsi2sk": device_id,
+    }
+
+
+def grid_index_keys(grid_id: str) -> dict[str, str]:
+    return {"gsi2pk": "GRIDS", "gsi2sk": grid_id}
+
+
+def order_index_keys(order_id: str, grid_id: str, status: str, created_at: str) -> dict[str, str]:
+    sort = f"{created_at}#{order_id}"
+    return {
+        "gsi1pk": f"GRIDORDERS#{grid_id}",
+        "gsi1sk": sort,
+        "gsi2pk": f"ORDERSTATUS#{status}",
+        "gsi2sk": sort,
+    }

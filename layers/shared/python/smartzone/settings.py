@@ -1,0 +1,37 @@
+"""Settings read once from the environment (each Lambda's variables are set by the CDK stack)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a function needs to know about its environment.
+
+    Field names map to upper-case environment variables (``table_name`` ← ``TABLE_NAME``).
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    table_name: str = "smartzone"
+    rejects_queue_url: str = ""
+    retry_queue_url: str = ""
+    notifications_topic_arn: str = ""
+    # Telemetry
+    heartbeat_interval_s: int = 900
+    """A normal reading writes the device's last-seen time at most once per this interval."""
+    max_reading_age_s: int = 7 * 24 * 3600
+    """Readings older than this (device time vs. now) are rejected as too old."""
+    max_future_skew_s: int = 300
+    """Readings more than this far in the future (device clock skew) are rejected."""
+    # Outbox
+    publish_attempts: int = 3
+    """Attempts to publish one event to SNS before it is parked in the retry queue."""
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once; tests call ``get_settings.cache_clear()``)."""
+    return Settings()
