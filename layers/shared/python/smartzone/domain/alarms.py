@@ -225,9 +225,8 @@ def evaluate(
             return Evaluation(work, transitions, True)
     if not applied:
         return Evaluation(work, (), False)
-    heartbeat_due = (
-        work.last_seen is not None
-        and (state.heartbeat_at is None or work.last_seen - state.heartbeat_at >= heartbeat_interval_ms)
+    heartbeat_due = work.last_seen is not None and (
+        state.heartbeat_at is None or work.last_seen - state.heartbeat_at >= heartbeat_interval_ms
     )
     if heartbeat_due or work.material() != state.material():
         work.heartbeat_at = work.last_seen

@@ -75,9 +75,7 @@ def _rejection_from_validation(exc: ValidationError, device_id: str | None) -> R
     return Rejection(RejectReason.INVALID_VALUE, f"{field}: {error['msg']}", device_id)
 
 
-def parse_reading(
-    body: str, *, now_ms: int, max_future_skew_s: int, max_age_s: int
-) -> Reading | Rejection:
+def parse_reading(body: str, *, now_ms: int, max_future_skew_s: int, max_age_s: int) -> Reading | Rejection:
     """Validate one IoT-rule message. Physically impossible values and bad clocks are rejected."""
     try:
         msg = TelemetryMessage.model_validate_json(body)
@@ -98,12 +96,16 @@ def parse_reading(
     if ts < now_ms - max_age_s * 1000:
         return Rejection(RejectReason.TOO_OLD, f"ts is older than {max_age_s}s", msg.device_id)
     if not 0.0 <= msg.tilt_deg <= 180.0:
-        return Rejection(RejectReason.TILT_OUT_OF_RANGE, f"tilt_deg {msg.tilt_deg} not in 0..180", msg.device_id)
+        return Rejection(
+            RejectReason.TILT_OUT_OF_RANGE, f"tilt_deg {msg.tilt_deg} not in 0..180", msg.device_id
+        )
     battery = -1.0
     if msg.battery_pct is not None:
         if not 0.0 <= msg.battery_pct <= 100.0:
             return Rejection(
-                RejectReason.BATTERY_OUT_OF_RANGE, f"battery_pct {msg.battery_pct} not in 0..100", msg.device_id
+                RejectReason.BATTERY_OUT_OF_RANGE,
+                f"battery_pct {msg.battery_pct} not in 0..100",
+                msg.device_id,
             )
         battery = float(msg.battery_pct)
     seq = msg.seq if msg.seq is not None else -1

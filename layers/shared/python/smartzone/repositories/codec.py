@@ -33,7 +33,8 @@ def _from_dynamo(value: Any) -> Any:
 
 def serialize(value: Any) -> dict[str, Any]:
     """One attribute value (``{"S": ...}``, ``{"M": ...}``, …)."""
-    return _serializer.serialize(_to_dynamo(value))
+    result: dict[str, Any] = dict(_serializer.serialize(_to_dynamo(value)))
+    return result
 
 
 def to_item(data: dict[str, Any]) -> dict[str, Any]:

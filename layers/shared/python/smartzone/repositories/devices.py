@@ -49,7 +49,12 @@ def device_from_item(item: dict[str, Any]) -> DeviceRecord:
 
 def grid_to_item(grid: Grid) -> dict[str, Any]:
     return to_item(
-        {**keys.grid_key(grid.grid_id), **keys.grid_index_keys(grid.grid_id), "entity": "grid", **grid.model_dump(mode="json")}
+        {
+            **keys.grid_key(grid.grid_id),
+            **keys.grid_index_keys(grid.grid_id),
+            "entity": "grid",
+            **grid.model_dump(mode="json"),
+        }
     )
 
 
@@ -71,7 +76,9 @@ class DeviceRepository:
         ids = sorted(set(device_ids))
         for start in range(0, len(ids), BATCH_GET_LIMIT):
             request: dict[str, Any] = {
-                self.table_name: {"Keys": [to_item(keys.device_key(i)) for i in ids[start : start + BATCH_GET_LIMIT]]}
+                self.table_name: {
+                    "Keys": [to_item(keys.device_key(i)) for i in ids[start : start + BATCH_GET_LIMIT]]
+                }
             }
             for attempt in range(self.max_unprocessed_retries + 1):
                 response = client("dynamodb").batch_get_item(RequestItems=request)
@@ -83,11 +90,19 @@ class DeviceRepository:
                     break
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             else:
-                raise TransientStoreError(f"{len(request[self.table_name]['Keys'])} device keys left unprocessed")
+                raise TransientStoreError(
+                    f"{len(request[self.table_name]['Keys'])} device keys left unprocessed"
+                )
         return found
 
-    def get(self, device_id: str) -> DeviceRecord | None:
-        item = client("dynamodb").get_item(TableName=self.table_name, Key=to_item(keys.device_key(device_id))).get("Item")
+    def get(self, device_id: str, *, consistent: bool = False) -> DeviceRecord | None:
+        item = (
+            client("dynamodb")
+            .get_item(
+                TableName=self.table_name, Key=to_item(keys.device_key(device_id)), ConsistentRead=consistent
+            )
+            .get("Item")
+        )
         return device_from_item(item) if item else None
 
     def put_device(self, device: Device) -> None:
@@ -101,7 +116,11 @@ class DeviceRepository:
         client("dynamodb").put_item(TableName=self.table_name, Item=grid_to_item(grid))
 
     def get_grid(self, grid_id: str) -> Grid | None:
-        item = client("dynamodb").get_item(TableName=self.table_name, Key=to_item(keys.grid_key(grid_id))).get("Item")
+        item = (
+            client("dynamodb")
+            .get_item(TableName=self.table_name, Key=to_item(keys.grid_key(grid_id)))
+            .get("Item")
+        )
         return grid_from_item(item) if item else None
 
     def save_state(self, record: DeviceRecord, state: DeviceState) -> int:
@@ -113,7 +132,9 @@ class DeviceRepository:
             UpdateExpression="SET #s = :s, #v = :nv",
             ConditionExpression="#v = :v",
             ExpressionAttributeNames={"#s": "state", "#v": "version"},
-            ExpressionAttributeValues=to_item({":s": state_json(state), ":v": record.version, ":nv": new_version}),
+            ExpressionAttributeValues=to_item(
+                {":s": state_json(state), ":v": record.version, ":nv": new_version}
+            ),
         )
         return new_version
 
