@@ -234,6 +234,8 @@ def test_given_an_alarm_raise_when_written_then_one_transaction_of_three_items(e
 def test_property_duplicated_and_reordered_deliveries_make_exactly_one_order(
     env: LocalResources, data: st.DataObject
 ) -> None:
+    """Given readings delivered in batches of consecutive device time, each batch duplicated and
+    shuffled, then everything redelivered late, Then exactly one order iff some tilt exceeded 20°."""
     client("dynamodb").delete_item(TableName=env.table_name, Key=to_item(keys.device_key("MH-0178")))
     DeviceRepository(env.table_name).put_device(demo_device("MH-0178", "G03"))
     for o in orders(env.table_name):
@@ -241,12 +243,15 @@ def test_property_duplicated_and_reordered_deliveries_make_exactly_one_order(
     start = t0()
     tilts = data.draw(st.lists(st.sampled_from([2.0, 15.0, 25.0]), min_size=1, max_size=6))
     readings = [rule_message("MH-0178", start + i * 1000, t) for i, t in enumerate(tilts)]
-    deliveries = data.draw(
-        st.lists(st.sampled_from(readings), min_size=len(readings), max_size=3 * len(readings))
-    )
-    batches = data.draw(st.integers(1, 3))
-    for b in range(batches):
-        invoke(deliveries[b::batches])
-    invoke(readings)  # everything once more, late
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(readings)), max_size=2))))
+    bounds = [0, *cuts, len(readings)]
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        segment = readings[lo:hi]
+        if not segment:
+            continue
+        extra = data.draw(st.lists(st.sampled_from(segment), max_size=2 * len(segment)))
+        batch = data.draw(st.permutations(segment + extra))
+        assert invoke(batch)[1] == {"batchItemFailures": []}
+    invoke(data.draw(st.permutations(readings)))  # everything once more, late
     expected = 1 if any(t > 20 for t in tilts) else 0
     assert len(orders(env.table_name)) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +139,91 @@ class DeviceRepository:
         )
         return new_version
 
+    # --- bulk registry writes (the seed loader, imports) ----------------------------------------
+
+    def put_many(
+        self,
+        devices: list[Device],
+        grids: list[Grid],
+        *,
+        boundaries: dict[str, dict[str, Any]] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RegistryWriteResult:
+        """Create or update grids and devices in bulk, keeping every existing device's hot state.
+
+        Reads the devices first (one BatchGetItem per 100); writes grids and new devices with
+        BatchWriteItem (25 per call, unprocessed items retried) and updates only the registry
+        attributes of devices whose registry record changed (UpdateItem; ``state`` and ``version``
+        untouched, or initialised if the item vanished meanwhile). Unchanged devices cost no write,
+        so a re-run is cheap. ``boundaries`` (GeoJSON by grid id) are stored on the grid items as a
+        JSON string attribute ``boundary``. ``progress(done, total)`` is called as devices land.
+
+        A device created by someone else between the read and the batch write would be overwritten
+        with an empty state; only registry imports create devices, so this cannot lose alarm state.
+        """
+        grid_items = []
+        for grid in grids:
+            item = grid_to_item(grid)
+            if boundaries and grid.grid_id in boundaries:
+                item["boundary"] = {"S": dumps_compact(boundaries[grid.grid_id])}
+            grid_items.append(item)
+        self._batch_write(grid_items)
+
+        existing = self.batch_get([d.device_id for d in devices])
+        new = [d for d in devices if d.device_id not in existing]
+        changed = [d for d in devices if d.device_id in existing and existing[d.device_id].device != d]
+        total = len(new) + len(changed)
+        done = 0
+        for start in range(0, len(new), BATCH_WRITE_LIMIT):
+            chunk = new[start : start + BATCH_WRITE_LIMIT]
+            self._batch_write([device_to_item(d) for d in chunk])
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+        for device in changed:
+            self.update_registry(device)
+            done += 1
+            if progress and (done % BATCH_WRITE_LIMIT == 0 or done == total):
+                progress(done, total)
+        return RegistryWriteResult(
+            grids=len(grids), created=len(new), updated=len(changed), unchanged=len(devices) - total
+        )
+
+    def update_registry(self, device: Device) -> None:
+        """Set a device's registry attributes (and index keys) without touching its hot state."""
+        attributes = {
+            k: v for k, v in device_to_item(device).items() if k not in ("pk", "sk", "state", "version")
+        }
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values = {f":a{i}": value for i, value in enumerate(attributes.values())}
+        assignments = [f"#a{i} = :a{i}" for i in range(len(attributes))]
+        assignments += ["#st = if_not_exists(#st, :st0)", "#ver = if_not_exists(#ver, :ver0)"]
+        client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key=to_item(keys.device_key(device.device_id)),
+            UpdateExpression="SET " + ", ".join(assignments),
+            ExpressionAttributeNames={**names, "#st": "state", "#ver": "version"},
+            ExpressionAttributeValues={
+                **values,
+                ":st0": {"S": state_json(DeviceState())},
+                ":ver0": {"N": "0"},
+            },
+        )
+
+    def _batch_write(self, items: list[dict[str, Any]]) -> None:
+        """PutRequests in chunks of 25; unprocessed items are retried with backoff."""
+        for start in range(0, len(items), BATCH_WRITE_LIMIT):
+            chunk = items[start : start + BATCH_WRITE_LIMIT]
+            request: dict[str, Any] = {self.table_name: [{"PutRequest": {"Item": item}} for item in chunk]}
+            for attempt in range(self.max_unprocessed_retries + 1):
+                response = client("dynamodb").batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise TransientStoreError(f"{len(request[self.table_name])} items left unprocessed")
+
 
 def state_json(state: DeviceState) -> str:
     return state.model_dump_json(exclude_none=True)
@@ -145,3 +231,16 @@ def state_json(state: DeviceState) -> str:
 
 def dumps_compact(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+BATCH_WRITE_LIMIT = 25
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryWriteResult:
+    """What :meth:`DeviceRepository.put_many` wrote."""
+
+    grids: int
+    created: int
+    updated: int
+    unchanged: int

@@ -1,0 +1,275 @@
+"""Loads the demo district into the table: ``python -m tools.seed [--file PATH] [--subscribe]``.
+
+Every grid and device is validated through the registry's pydantic models before anything is
+written (an invalid record stops the load with an error naming it), then written in batches:
+grids and new devices with BatchWriteItem, changed devices with UpdateItem of their registry
+attributes only. Re-running is safe: a device's hot state (``state``, ``version``: watermark,
+open alarms) is never overwritten, and unchanged devices are not written at all.
+
+``--subscribe`` also subscribes every grid worker's e-mail (``email``) and webhook (``https``) to
+the notifications topic with the filter policy ``{"grid_id": [<grid>]}``; endpoints already
+subscribed for their grid are left alone.
+
+Table and topic come from ``--table``/``--topic-arn`` or the environment (``TABLE_NAME``,
+``NOTIFICATIONS_TOPIC_ARN``); AWS credentials and endpoint from the usual boto3 environment.
+Tests, the demo and the benchmarks call :func:`load_district`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from smartzone.domain import geo
+from smartzone.domain.registry import Device, Grid
+from smartzone.repositories.devices import DeviceRepository
+from smartzone.repositories.subscriptions import SubscriptionOutcome, TopicSubscriptions, subscribe_worker
+from tools.seed_data import DEFAULT_PATH
+
+MAX_LISTED_PROBLEMS = 20
+M = TypeVar("M", bound=BaseModel)
+
+
+class SeedDataError(ValueError):
+    """The seed file has invalid records; nothing was written."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        listed = problems[:MAX_LISTED_PROBLEMS]
+        more = len(problems) - len(listed)
+        lines = [f"{source}: {len(problems)} problem(s), nothing was loaded:", *(f"  - {p}" for p in listed)]
+        if more:
+            lines.append(f"  … and {more} more")
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class District:
+    """A validated seed file."""
+
+    source: str
+    version: int | None
+    seed: int | None
+    grids: list[Grid]
+    devices: list[Device]
+    boundaries: dict[str, dict[str, Any]]
+    cameras: int
+
+
+@dataclass
+class SeedReport:
+    """What a load did."""
+
+    source: str
+    version: int | None
+    seed: int | None
+    grids: int
+    devices_created: int
+    devices_updated: int
+    devices_unchanged: int
+    cameras_in_file: int
+    subscriptions: list[SubscriptionOutcome] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def devices(self) -> int:
+        return self.devices_created + self.devices_updated + self.devices_unchanged
+
+    def subscription_counts(self) -> dict[str, int]:
+        return dict(Counter(outcome.status for outcome in self.subscriptions))
+
+    def summary(self) -> str:
+        text = (
+            f"{self.source} (version {self.version}, seed {self.seed}): {self.grids} grids, "
+            f"{self.devices} devices ({self.devices_created} created, {self.devices_updated} updated, "
+            f"{self.devices_unchanged} unchanged)"
+        )
+        if self.subscriptions:
+            counts = ", ".join(f"{n} {status}" for status, n in sorted(self.subscription_counts().items()))
+            text += f", {len(self.subscriptions)} subscriptions ({counts})"
+        return f"{text} in {self.elapsed_s:.2f} s"
+
+
+# --- reading and validating -----------------------------------------------------------------------
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for err in error.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "record"
+        value = err.get("input")
+        shown = f" (got {value!r})" if isinstance(value, int | float) or value is None else ""
+        parts.append(f"{where}: {err['msg']}{shown}")
+    return "; ".join(parts)
+
+
+def _label(section: str, index: int, raw: object, id_field: str) -> str:
+    record_id = raw.get(id_field) if isinstance(raw, dict) else None
+    return f"{section}[{index}] ({record_id})" if isinstance(record_id, str) else f"{section}[{index}]"
+
+
+def _validate_all(
+    model: type[M], section: str, raws: object, id_field: str, problems: list[str]
+) -> list[tuple[str, M]]:
+    if not isinstance(raws, list):
+        problems.append(f"{section}: must be a list")
+        return []
+    valid: list[tuple[str, M]] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raws):
+        label = _label(section, index, raw, id_field)
+        try:
+            record = model.model_validate(raw)
+        except ValidationError as error:
+            problems.append(f"{label}: {_describe(error)}")
+            continue
+        record_id = getattr(record, id_field)
+        if record_id in seen:
+            problems.append(f"{label}: duplicate {id_field} {record_id}")
+            continue
+        seen.add(record_id)
+        valid.append((label, record))
+    return valid
+
+
+def validate_district(data: object, source: str = "<data>") -> District:
+    """Validate a parsed seed file; raise :class:`SeedDataError` listing every invalid record."""
+    if not isinstance(data, dict):
+        raise SeedDataError(source, ["the file must hold a JSON object"])
+    problems: list[str] = []
+    grids = _validate_all(Grid, "grids", data.get("grids"), "grid_id", problems)
+    devices = _validate_all(Device, "devices", data.get("devices"), "device_id", problems)
+    grid_ids = {grid.grid_id for _, grid in grids}
+
+    raw_boundaries = data.get("boundaries") or {}
+    boundaries: dict[str, dict[str, Any]] = {}
+    if not isinstance(raw_boundaries, dict):
+        problems.append("boundaries: must be an object of GeoJSON polygons by grid id")
+        raw_boundaries = {}
+    for grid_id, geometry in raw_boundaries.items():
+        if grid_id not in grid_ids:
+            problems.append(f"boundaries.{grid_id}: not a grid in this file")
+            continue
+        try:
+            geo.validate_polygon(geometry)
+        except geo.GeometryError as error:
+            problems.append(f"boundaries.{grid_id}: {error}")
+            continue
+        boundaries[grid_id] = geometry
+
+    for label, device in devices:
+        device_position = (device.lon, device.lat)
+        if device.grid_id not in grid_ids:
+            problems.append(f"{label}: grid_id {device.grid_id} is not a grid in this file")
+        elif device.grid_id in boundaries and not geo.contains(boundaries[device.grid_id], *device_position):
+            problems.append(f"{label}: position {list(device_position)} is outside grid {device.grid_id}")
+    if problems:
+        raise SeedDataError(source, problems)
+    cameras = data.get("cameras")
+    return District(
+        source=source,
+        version=data.get("version"),
+        seed=data.get("seed"),
+        grids=[grid for _, grid in grids],
+        devices=[device for _, device in devices],
+        boundaries=boundaries,
+        cameras=len(cameras) if isinstance(cameras, list) else 0,
+    )
+
+
+def read_district(path: str | Path) -> District:
+    """Read and validate a seed file."""
+    source = str(path)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SeedDataError(source, ["file not found"]) from None
+    except json.JSONDecodeError as error:
+        raise SeedDataError(source, [f"not valid JSON: {error}"]) from None
+    return validate_district(data, source)
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def load_district(
+    path: str | Path,
+    table_name: str,
+    topic_arn: str | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> SeedReport:
+    """Load a seed file into ``table_name``; with ``topic_arn``, also subscribe the grid workers.
+
+    Raises :class:`SeedDataError` (before writing anything) when a record is invalid.
+    """
+    started = time.perf_counter()
+    district = read_district(path)
+    written = DeviceRepository(table_name).put_many(
+        district.devices, district.grids, boundaries=district.boundaries, progress=progress
+    )
+    report = SeedReport(
+        source=district.source,
+        version=district.version,
+        seed=district.seed,
+        grids=written.grids,
+        devices_created=written.created,
+        devices_updated=written.updated,
+        devices_unchanged=written.unchanged,
+        cameras_in_file=district.cameras,
+    )
+    if topic_arn:
+        existing = TopicSubscriptions(topic_arn)
+        for grid in district.grids:
+            for worker in grid.workers:
+                report.subscriptions += subscribe_worker(topic_arn, worker, grid.grid_id, existing=existing)
+    report.elapsed_s = time.perf_counter() - started
+    return report
+
+
+def _stderr_progress(done: int, total: int) -> None:
+    end = "\n" if done >= total else ""
+    print(f"\rwriting devices: {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from smartzone.settings import get_settings
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.seed", description="Load the demo district (grids, devices) into the table."
+    )
+    parser.add_argument("--file", type=Path, default=DEFAULT_PATH, help="seed file (default: %(default)s)")
+    parser.add_argument("--subscribe", action="store_true", help="subscribe grid workers to the topic")
+    parser.add_argument("--table", help="table name (default: $TABLE_NAME)")
+    parser.add_argument("--topic-arn", help="notifications topic (default: $NOTIFICATIONS_TOPIC_ARN)")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    table = args.table or settings.table_name
+    topic = (args.topic_arn or settings.notifications_topic_arn) if args.subscribe else None
+    if args.subscribe and not topic:
+        print("--subscribe needs --topic-arn or NOTIFICATIONS_TOPIC_ARN", file=sys.stderr)
+        return 2
+    try:
+        report = load_district(args.file, table, topic, progress=_stderr_progress)
+    except SeedDataError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(report.summary(), file=sys.stderr)
+    for outcome in report.subscriptions:
+        if outcome.status == "conflict":
+            print(f"  subscription conflict for {outcome.grid_id}: {outcome.detail}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
