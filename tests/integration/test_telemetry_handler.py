@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
@@ -245,7 +246,7 @@ def test_property_duplicated_and_reordered_deliveries_make_exactly_one_order(
     readings = [rule_message("MH-0178", start + i * 1000, t) for i, t in enumerate(tilts)]
     cuts = sorted(set(data.draw(st.lists(st.integers(1, len(readings)), max_size=2))))
     bounds = [0, *cuts, len(readings)]
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in itertools.pairwise(bounds):
         segment = readings[lo:hi]
         if not segment:
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
@@ -201,7 +202,7 @@ def test_property_exactly_one_open_order_per_alarm_type_and_raises_alternate_wit
     for alarm_type in AlarmType:
         sequence = [t for t in run.transitions if t.alarm_type is alarm_type]
         kinds = [t.kind for t in sequence]
-        assert all(a != b for a, b in zip(kinds, kinds[1:], strict=False)), "raise/clear must alternate"
+        assert all(a != b for a, b in itertools.pairwise(kinds)), "raise/clear must alternate"
         new_orders = {t.order_id for t in sequence if t.kind is TransitionKind.RAISED and not t.attach}
         assert len(new_orders) <= 1, "re-raises attach while the order is open"
         assert all(t.order_id in new_orders for t in sequence)

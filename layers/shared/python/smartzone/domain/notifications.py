@@ -33,15 +33,21 @@ from smartzone.domain.timeutil import from_iso, to_local_display
 from smartzone.domain.workorders import (
     CATEGORY_LABEL_ZH,
     STATUS_LABEL_ZH,
+    SYSTEM_ROLE,
     OrderStatus,
     SensorReading,
     WorkOrder,
 )
 
 ORDER_ENTITY = "order"
+ORDER_SK = "ORDER"
+"""An order item: ``entity`` ``order`` (or, without ``entity``, the sort key ``ORDER``)."""
 SUBJECT_MAX_CHARS = 99
 """SNS subjects must be shorter than 100 characters."""
 SCHEMA_VERSION = 1
+CLEARED_ACTION = "alarm_cleared"
+RERAISED_ACTION = "alarm_reraised"
+"""Timeline actions of the telemetry pipeline's own entries (their notes carry the values)."""
 
 
 class ChangeKind(StrEnum):
@@ -98,7 +104,7 @@ class OutboundEvent(BaseModel):
     text: str
     """Chinese text a grid worker can act on (the e-mail body; times in Beijing time)."""
     order: dict[str, Any]
-    """The work order as JSON (as the API returns it; no table keys)."""
+    """The work order as JSON (``WorkOrder.model_dump(mode="json", by_alias=True)``: no table keys)."""
 
     def message_attributes(self) -> dict[str, dict[str, str]]:
         """SNS message attributes: subscriptions filter on ``grid_id`` (and may on the others)."""
@@ -141,7 +147,10 @@ class OrderChange:
 
 
 def _order_of(image: Mapping[str, Any] | None) -> WorkOrder | None:
-    if not image or image.get("entity") != ORDER_ENTITY:
+    if not image:
+        return None
+    entity = image.get("entity")
+    if entity != ORDER_ENTITY and not (entity is None and image.get("sk") == ORDER_SK):
         return None
     return WorkOrder.model_validate(dict(image))
 
@@ -274,9 +283,22 @@ def _new_reading(old: WorkOrder | None, new: WorkOrder) -> SensorReading | None:
     return new.reading
 
 
+def _appended_note(old: WorkOrder | None, new: WorkOrder, action: str) -> str | None:
+    """The note of the platform's own timeline entry for ``action`` appended by this write."""
+    appended = new.timeline[len(old.timeline) :] if old is not None else new.timeline
+    for entry in reversed(appended):
+        if entry.action == action and entry.role == SYSTEM_ROLE and entry.note:
+            return entry.note.strip().rstrip("。")
+    return None
+
+
 def _footer(order: WorkOrder, at: str | None) -> str:
     when = _local_time(at)
     return f"工单 {order.order_id},时间 {when}" if when else f"工单 {order.order_id}"
+
+
+def _status_label(status: OrderStatus) -> str:
+    return STATUS_LABEL_ZH.get(status, status.value)
 
 
 def _created_text(old: WorkOrder | None, new: WorkOrder) -> str:
@@ -288,60 +310,75 @@ def _created_text(old: WorkOrder | None, new: WorkOrder) -> str:
     return f"【{label}】{body}{_footer(new, at)}"
 
 
-def _cleared_clause(old: WorkOrder | None, new: WorkOrder) -> str:
+def _cleared_sentence(old: WorkOrder | None, new: WorkOrder) -> str:
+    """``传感器恢复正常(当前 3.1°)。``: from the reading this write recorded, else the telemetry
+    pipeline's own note of the clearance (which carries the value)."""
     reading = _new_reading(old, new)
-    current = f"(当前 {_reading_text(reading)})" if reading is not None else ""
-    return f"传感器恢复正常{current}"
+    if reading is not None:
+        return f"传感器恢复正常(当前 {_reading_text(reading)})。"
+    note = _appended_note(old, new, CLEARED_ACTION)
+    return f"{note}。" if note else "传感器已恢复正常。"
+
+
+def _state_sentence(order: WorkOrder) -> str:
+    return f"工单当前状态为「{_status_label(order.status)}」"
 
 
 def _cleared_text(old: WorkOrder | None, new: WorkOrder) -> str:
-    status = STATUS_LABEL_ZH.get(new.status, new.status.value)
     if new.status is OrderStatus.RESOLVED:
-        todo = "工单已办结,待调度关闭"
-    elif new.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
-        todo = f"工单{status}"
+        todo = "工单已办结,待调度关闭。"
+    elif new.status is OrderStatus.CLOSED:
+        todo = "工单此前已关闭,无需处理。"
+    elif new.status is OrderStatus.CANCELLED:
+        todo = "工单已取消,无需处理。"
     else:
-        todo = f"工单当前{status},现场处置完成后请办结工单"
+        todo = f"{_state_sentence(new)},现场处置完成后请办结工单。"
     return (
-        f"【{EVENT_LABEL_ZH[OutboundEventType.ALARM_CLEARED]}】{alarm_name(new)}已解除:"
-        f"{_cleared_clause(old, new)},{location_text(new)}。{todo}。"
+        f"【{EVENT_LABEL_ZH[OutboundEventType.ALARM_CLEARED]}】{alarm_name(new)}已解除,"
+        f"{location_text(new)}。{_cleared_sentence(old, new)}{todo}"
         f"{_footer(new, new.sensor_normal_at or new.updated_at)}"
     )
 
 
 def _closed_text(old: WorkOrder | None, new: WorkOrder) -> str:
+    detail = ""
     if old is not None and _sensor_cleared(old, new):
-        why = f"{_cleared_clause(old, new)},工单已办结"
+        why = "已办结且传感器恢复正常"
+        detail = _cleared_sentence(old, new)
     elif new.sensor_normal:
-        why = "工单已办结,传感器已恢复正常"
+        why = "已办结,传感器已恢复正常"
     elif new.device_id:
-        why = "工单已办结并由调度关闭(传感器尚未恢复正常,请留意)"
+        why = "已办结,由调度关闭;传感器尚未恢复正常,请留意"
     else:
-        why = "工单已办结"
+        why = "已办结"
     return (
-        f"【{EVENT_LABEL_ZH[OutboundEventType.ORDER_CLOSED]}】{alarm_name(new)}工单已关闭:{why},"
-        f"{location_text(new)}。{_footer(new, new.closed_at or new.updated_at)}"
+        f"【{EVENT_LABEL_ZH[OutboundEventType.ORDER_CLOSED]}】{alarm_name(new)}工单已关闭({why}),"
+        f"{location_text(new)}。{detail}{_footer(new, new.closed_at or new.updated_at)}"
     )
 
 
 def _reraised_text(old: WorkOrder | None, new: WorkOrder) -> str:
     reading = _new_reading(old, new)
     current = f",当前 {_reading_text(reading)}" if reading is not None else ""
-    status = STATUS_LABEL_ZH.get(new.status, new.status.value)
+    note = _appended_note(old, new, RERAISED_ACTION) if reading is None else None
+    if old is not None and old.status is not new.status:
+        state = f"工单已由「{_status_label(old.status)}」重新打开为「{_status_label(new.status)}」"
+    else:
+        state = _state_sentence(new)
+    at = reading.at if reading is not None else new.updated_at
     return (
         f"【{EVENT_LABEL_ZH[OutboundEventType.ALARM_RERAISED]}】{alarm_name(new)}再次触发"
-        f"(第 {new.reraise_count} 次复发{current}),{location_text(new)}。"
-        f"工单当前{status},请尽快查看并处置。"
-        f"{_footer(new, new.reading.at if reading is not None and new.reading else new.updated_at)}"
+        f"(第 {new.reraise_count} 次复发{current}),{location_text(new)}。{f'{note}。' if note else ''}"
+        f"{state},请尽快查看并处置。{_footer(new, at)}"
     )
 
 
 def _status_text(old: WorkOrder | None, new: WorkOrder) -> str:
-    before = STATUS_LABEL_ZH.get(old.status, old.status.value) if old is not None else "—"
-    after = STATUS_LABEL_ZH.get(new.status, new.status.value)
+    before = _status_label(old.status) if old is not None else "—"
     return (
         f"【{EVENT_LABEL_ZH[OutboundEventType.ORDER_STATUS_CHANGED]}】{alarm_name(new)}工单"
-        f"状态由「{before}」变为「{after}」,{location_text(new)}。{_footer(new, new.updated_at)}"
+        f"状态由「{before}」变为「{_status_label(new.status)}」,{location_text(new)}。"
+        f"{_footer(new, new.updated_at)}"
     )
 
 

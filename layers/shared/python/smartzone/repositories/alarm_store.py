@@ -23,8 +23,10 @@ from smartzone.domain.workorders import (
     FINAL_STATUSES,
     WORKING_STATUSES,
     OrderStatus,
+    SensorReading,
     new_sensor_order,
     system_entry,
+    unit_of,
 )
 from smartzone.repositories import keys
 from smartzone.repositories.clients import client
@@ -40,6 +42,11 @@ class DeviceConflict(Exception):
 class StepResult:
     state: DeviceState
     version: int
+
+
+def _reading(t: AlarmTransition) -> dict[str, Any]:
+    """The reading that caused the transition, as the order's ``reading`` field."""
+    return SensorReading(value=t.value, unit=unit_of(t.alarm_type), at=to_iso(t.at)).model_dump(mode="json")
 
 
 def _fmt(value: float) -> str:
@@ -191,12 +198,13 @@ class AlarmStore:
         note = f"告警再次触发:{_fmt(t.value)}{unit},并入本工单"
         reraise = system_entry(now_ms, "alarm_reraised", note).to_item()
         common_sets = [
+            "reading = :rd",
             "sensor_normal = :f",
             "reraise_count = if_not_exists(reraise_count, :zero) + :one",
             "alarm_ids = list_append(alarm_ids, :aid)",
             "updated_at = :now",
         ]
-        common_values = {":f": False, ":zero": 0, ":aid": [t.alarm_id], ":now": now}
+        common_values = {":f": False, ":zero": 0, ":aid": [t.alarm_id], ":now": now, ":rd": _reading(t)}
         attach = self._order_update(t.order_id, common_sets, WORKING_STATUSES, common_values, [reraise])
         reopen_entry = system_entry(
             now_ms,
@@ -236,8 +244,8 @@ class AlarmStore:
         cleared = system_entry(
             now_ms, "alarm_cleared", f"传感器恢复正常({_fmt(t.value)}{unit}),告警解除"
         ).to_item()
-        sets = ["sensor_normal = :t", "sensor_normal_at = :now", "updated_at = :now"]
-        values = {":t": True, ":now": now}
+        sets = ["reading = :rd", "sensor_normal = :t", "sensor_normal_at = :now", "updated_at = :now"]
+        values = {":t": True, ":now": now, ":rd": _reading(t)}
         flag = self._order_update(t.order_id, sets, WORKING_STATUSES, values, [cleared])
         closed_entry = system_entry(
             now_ms,
