@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 
 from smartzone.repositories.clients import client
-from smartzone.repositories.keys import GSI1, GSI2
+from smartzone.repositories.keys import GSI1, GSI2, GSI3, GSI4
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class LocalResources:
 
 def create_table(table_name: str) -> None:
     ddb = client("dynamodb")
-    attrs = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"]
+    attrs = ["pk", "sk", *(f"{g}{part}" for g in (GSI1, GSI2, GSI3, GSI4) for part in ("pk", "sk"))]
     ddb.create_table(
         TableName=table_name,
         BillingMode="PAY_PER_REQUEST",
@@ -49,7 +49,7 @@ def create_table(table_name: str) -> None:
                 ],
                 "Projection": {"ProjectionType": "ALL"},
             }
-            for name in (GSI1, GSI2)
+            for name in (GSI1, GSI2, GSI3, GSI4)
         ],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )

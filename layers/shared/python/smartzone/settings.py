@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     """Readings older than this (device time vs. now) are rejected as too old."""
     max_future_skew_s: int = 300
     """Readings more than this far in the future (device clock skew) are rejected."""
+    # API
+    uploads_bucket: str = ""
+    cursor_secret: str = ""
+    """Key that signs pagination cursors (locally); in the cloud read from ``cursor_secret_arn``."""
+    cursor_secret_arn: str = ""
+    max_body_bytes: int = 256 * 1024
     # Outbox
     publish_attempts: int = 3
     """Attempts to publish one event to SNS before it is parked in the retry queue."""

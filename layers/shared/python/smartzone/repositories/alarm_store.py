@@ -18,8 +18,10 @@ from botocore.exceptions import ClientError
 
 from smartzone.domain.alarms import AlarmTransition, DeviceState, TransitionKind, make_order_id
 from smartzone.domain.registry import Device
+from smartzone.domain.sla import next_due_ms, target_for
 from smartzone.domain.timeutil import to_iso
 from smartzone.domain.workorders import (
+    CATEGORY_OF_ALARM,
     FINAL_STATUSES,
     WORKING_STATUSES,
     OrderStatus,
@@ -31,7 +33,7 @@ from smartzone.domain.workorders import (
 from smartzone.repositories import keys
 from smartzone.repositories.clients import client
 from smartzone.repositories.codec import serialize, to_item
-from smartzone.repositories.devices import DeviceRecord, TransientStoreError, state_json
+from smartzone.repositories.devices import DeviceRecord, TransientStoreError, seen_values, state_json
 
 
 class DeviceConflict(Exception):
@@ -47,6 +49,13 @@ class StepResult:
 def _reading(t: AlarmTransition) -> dict[str, Any]:
     """The reading that caused the transition, as the order's ``reading`` field."""
     return SensorReading(value=t.value, unit=unit_of(t.alarm_type), at=to_iso(t.at)).model_dump(mode="json")
+
+
+def _due_values(t: AlarmTransition, now_ms: int) -> dict[str, str]:
+    """A reopened order is due to be resolved again within its category's target."""
+    due = now_ms + target_for(CATEGORY_OF_ALARM[t.alarm_type]).resolve_s * 1000
+    index = keys.due_index_keys(t.order_id, to_iso(due))
+    return {":g4p": index["gsi4pk"], ":g4s": index["gsi4sk"]}
 
 
 def _fmt(value: float) -> str:
@@ -120,10 +129,12 @@ class AlarmStore:
         order = new_sensor_order(device, transition, now_ms)
         order = order.model_copy(update={"order_id": order_id})
         data = order.model_dump(mode="json", exclude_none=True, by_alias=True)
+        due = next_due_ms(order)
         return self._put(
             {
                 **keys.order_key(order_id),
                 **keys.order_index_keys(order_id, order.grid_id, order.status, order.created_at),
+                **(keys.due_index_keys(order_id, to_iso(due)) if due is not None else {}),
                 "entity": "order",
                 **data,
             }
@@ -162,6 +173,7 @@ class AlarmStore:
         condition_statuses: frozenset[OrderStatus] | OrderStatus,
         values: dict[str, Any],
         entries: list[dict[str, Any]],
+        removes: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         statuses = (
             [condition_statuses]
@@ -177,7 +189,9 @@ class AlarmStore:
         }
         return self._update(
             keys.order_key(order_id),
-            "SET " + ", ".join([*sets, "timeline = list_append(timeline, :tl)", "version = version + :one"]),
+            "SET "
+            + ", ".join([*sets, "timeline = list_append(timeline, :tl)", "version = version + :one"])
+            + (" REMOVE " + ", ".join(removes) if removes else ""),
             f"attribute_exists(pk) AND #st IN ({', '.join(placeholders)})",
             all_values,
             {"#st": "status"},
@@ -215,12 +229,13 @@ class AlarmStore:
         ).to_item()
         reopen = self._order_update(
             t.order_id,
-            [*common_sets, "#st = :handling", "gsi2pk = :g2"],
+            [*common_sets, "#st = :handling", "gsi2pk = :g2", "gsi4pk = :g4p", "gsi4sk = :g4s"],
             OrderStatus.RESOLVED,
             {
                 **common_values,
                 ":handling": OrderStatus.HANDLING.value,
                 ":g2": f"ORDERSTATUS#{OrderStatus.HANDLING.value}",
+                **_due_values(t, now_ms),
             },
             [reraise, reopen_entry],
         )
@@ -260,6 +275,7 @@ class AlarmStore:
             OrderStatus.RESOLVED,
             {**values, ":closed": OrderStatus.CLOSED.value, ":g2": f"ORDERSTATUS#{OrderStatus.CLOSED.value}"},
             [cleared, closed_entry],
+            ("gsi4pk", "gsi4sk"),
         )
         record_only = self._order_update(t.order_id, sets, FINAL_STATUSES, values, [cleared])
         release = _release_order(key)
@@ -296,9 +312,14 @@ class AlarmStore:
             new_version = record.version + 1
             device_op = self._update(
                 keys.device_key(device.device_id),
-                "SET #s = :s, #v = :nv",
+                "SET #s = :s, #v = :nv, gsi3pk = :g3p, gsi3sk = :g3s",
                 "#v = :v",
-                {":s": state_json(written), ":v": record.version, ":nv": new_version},
+                {
+                    ":s": state_json(written),
+                    ":v": record.version,
+                    ":nv": new_version,
+                    **seen_values(device, written),
+                },
                 {"#s": "state", "#v": "version"},
             )
             try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from smartzone.domain.alarms import DeviceState
 from smartzone.domain.registry import Device, Grid
+from smartzone.domain.timeutil import to_iso
 from smartzone.repositories import keys
 from smartzone.repositories.clients import client
 from smartzone.repositories.codec import from_item, to_item
@@ -130,11 +131,16 @@ class DeviceRepository:
         client("dynamodb").update_item(
             TableName=self.table_name,
             Key=to_item(keys.device_key(record.device.device_id)),
-            UpdateExpression="SET #s = :s, #v = :nv",
+            UpdateExpression="SET #s = :s, #v = :nv, gsi3pk = :g3p, gsi3sk = :g3s",
             ConditionExpression="#v = :v",
             ExpressionAttributeNames={"#s": "state", "#v": "version"},
             ExpressionAttributeValues=to_item(
-                {":s": state_json(state), ":v": record.version, ":nv": new_version}
+                {
+                    ":s": state_json(state),
+                    ":v": record.version,
+                    ":nv": new_version,
+                    **seen_values(record.device, state),
+                }
             ),
         )
         return new_version
@@ -223,6 +229,13 @@ class DeviceRepository:
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             else:
                 raise TransientStoreError(f"{len(request[self.table_name])} items left unprocessed")
+
+
+def seen_values(device: Device, state: DeviceState) -> dict[str, str]:
+    """``:g3p``/``:g3s``: the last-seen index entry (offline detection) for a state write."""
+    heartbeat = to_iso(state.heartbeat_at) if state.heartbeat_at is not None else "0000"
+    seen = keys.seen_index_keys(device.grid_id, device.device_id, heartbeat)
+    return {":g3p": seen["gsi3pk"], ":g3s": seen["gsi3sk"]}
 
 
 def state_json(state: DeviceState) -> str:

@@ -54,3 +54,47 @@ def order_index_keys(order_id: str, grid_id: str, status: str, created_at: str) 
         "gsi2pk": f"ORDERSTATUS#{status}",
         "gsi2sk": sort,
     }
+
+
+# -- issue 3: users, inbox, statistics, assignee and due indexes ---------------------------------
+# | user          | USER#<username>       | USER                      | –                              | USERS / <username>            |
+# | inbox entry   | INBOX#<username>      | <event at>#<event_id>     | –                              | –                             |
+# | stats         | STATS#<yyyy-mm-dd>    | COUNTS / HIST#<stage>     | –                              | –                             |
+# | event marker  | EVENT#<event_id>      | <sink>                    | (TTL ``expires_at``)           |                               |
+# gsi3: orders by assignee (ASSIGNEE#<username> / <created>#<id>); devices by last heartbeat
+#       (SEEN#<grid> / <heartbeat iso>#<device_id>) for offline detection.
+# gsi4: open orders by their next SLA deadline (DUE / <due iso>#<id>); removed when final.
+GSI3 = "gsi3"
+GSI4 = "gsi4"
+
+
+def user_key(username: str) -> dict[str, str]:
+    return {"pk": f"USER#{username}", "sk": "USER"}
+
+
+def user_index_keys(username: str) -> dict[str, str]:
+    return {"gsi2pk": "USERS", "gsi2sk": username}
+
+
+def inbox_key(username: str, at_iso: str, event_id: str) -> dict[str, str]:
+    return {"pk": f"INBOX#{username}", "sk": f"{at_iso}#{event_id}"}
+
+
+def stats_key(day: str, part: str) -> dict[str, str]:
+    return {"pk": f"STATS#{day}", "sk": part}
+
+
+def event_marker_key(event_id: str, sink: str) -> dict[str, str]:
+    return {"pk": f"EVENT#{event_id}", "sk": sink}
+
+
+def assignee_index_keys(username: str, order_id: str, created_at: str) -> dict[str, str]:
+    return {"gsi3pk": f"ASSIGNEE#{username}", "gsi3sk": f"{created_at}#{order_id}"}
+
+
+def seen_index_keys(grid_id: str, device_id: str, heartbeat_iso: str) -> dict[str, str]:
+    return {"gsi3pk": f"SEEN#{grid_id}", "gsi3sk": f"{heartbeat_iso}#{device_id}"}
+
+
+def due_index_keys(order_id: str, due_iso: str) -> dict[str, str]:
+    return {"gsi4pk": "DUE", "gsi4sk": f"{due_iso}#{order_id}"}

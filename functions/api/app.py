@@ -1,0 +1,94 @@
+"""The HTTP API: one Powertools resolver with a Router per resource, all under ``/v1``.
+
+Errors follow DESIGN.md: 400/422 naming the field, 401 without a valid caller, 404 for anything out
+of the caller's reach, 403 for a role that may not act, 409 for illegal or stale transitions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from smartzone.domain.identity import InvalidCaller
+from smartzone.domain.lifecycle import TransitionError
+from smartzone.observability import logger
+from smartzone.repositories.cursor import InvalidCursor
+
+from .context import caller_of, check_body_size
+from .errors import ApiError, PayloadTooLarge, error_response
+from .routes import devices, grids, notifications, reports, stats, uploads, workorders
+
+API_TITLE = "SmartZone API"
+API_VERSION = "1.0.0"
+
+PUBLIC_PATHS = frozenset({"/v1/openapi.json"})
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+
+def _authenticate(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Every route but the OpenAPI document needs a caller with a role (401 otherwise)."""
+    if resolver.current_event.path not in PUBLIC_PATHS:
+        caller_of(resolver)
+        check_body_size(resolver)
+    return next_middleware(resolver)
+
+
+app.use(middlewares=[_authenticate])
+app.include_router(workorders.router, prefix="/v1/workorders")
+app.include_router(reports.router, prefix="/v1/reports")
+app.include_router(notifications.router, prefix="/v1/notifications")
+app.include_router(devices.router, prefix="/v1/devices")
+app.include_router(grids.router, prefix="/v1/grids")
+app.include_router(stats.router, prefix="/v1/stats")
+app.include_router(uploads.router, prefix="/v1/uploads")
+
+
+@app.exception_handler(TransitionError)
+def _transition_error(exc: TransitionError) -> Response[str]:
+    return error_response(exc.status, exc.body())
+
+
+@app.exception_handler(ApiError)
+def _api_error(exc: ApiError) -> Response[str]:
+    return error_response(exc.status, exc.body())
+
+
+@app.exception_handler(InvalidCaller)
+def _unauthenticated(exc: InvalidCaller) -> Response[str]:
+    return error_response(401, {"error": "unauthorized", "message": "a valid token is required"})
+
+
+@app.exception_handler(InvalidCursor)
+def _bad_cursor(exc: InvalidCursor) -> Response[str]:
+    return error_response(400, {"error": "invalid_cursor", "message": str(exc), "field": "cursor"})
+
+
+@app.exception_handler(PayloadTooLarge)
+def _too_large(exc: PayloadTooLarge) -> Response[str]:
+    return error_response(413, exc.body())
+
+
+@app.not_found
+def _not_found(exc: Exception) -> Response[str]:
+    return error_response(404, {"error": "not_found", "message": "no such resource"})
+
+
+def openapi_document() -> dict[str, object]:
+    """The generated OpenAPI document (committed as docs/openapi.json; checked current in tests)."""
+    schema = app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION)
+    document: dict[str, object] = json.loads(schema)
+    return document
+
+
+@app.get("/v1/openapi.json", include_in_schema=False)
+def get_openapi() -> Response[str]:
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(openapi_document())
+    )
+
+
+__all__ = ["app", "logger", "openapi_document"]

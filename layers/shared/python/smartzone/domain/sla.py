@@ -1,0 +1,45 @@
+"""Service-level targets per order category, and each open order's next deadline.
+
+An order is due to be acknowledged within ``acknowledge_s`` of its creation, and resolved within
+``resolve_s``. Each escalation moves the deadline one more target interval on, so a still-overdue
+order is escalated again one interval later (level 1, 2, …). Resolved and final orders have no
+deadline (a resolved sensor order waits only for its sensor).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from smartzone.domain.timeutil import from_iso
+from smartzone.domain.workorders import OrderStatus, WorkOrder
+
+
+class SlaTarget(BaseModel):
+    acknowledge_s: int = Field(gt=0)
+    resolve_s: int = Field(gt=0)
+
+
+DEFAULT_TARGET = SlaTarget(acknowledge_s=30 * 60, resolve_s=24 * 3600)
+SLA_TARGETS: dict[str, SlaTarget] = {
+    "manhole_tilt": SlaTarget(acknowledge_s=10 * 60, resolve_s=2 * 3600),
+    "device_battery_low": SlaTarget(acknowledge_s=4 * 3600, resolve_s=3 * 86400),
+    "device_offline": SlaTarget(acknowledge_s=60 * 60, resolve_s=24 * 3600),
+    "patrol_report": SlaTarget(acknowledge_s=30 * 60, resolve_s=24 * 3600),
+}
+
+
+def target_for(category: str) -> SlaTarget:
+    return SLA_TARGETS.get(category, DEFAULT_TARGET)
+
+
+def next_due_ms(order: WorkOrder) -> int | None:
+    """The order's next deadline (UTC ms), or ``None`` when nothing is due."""
+    target = target_for(order.category)
+    created = from_iso(order.created_at)
+    if order.status is OrderStatus.DISPATCHED:
+        interval = target.acknowledge_s * 1000
+    elif order.status in (OrderStatus.ACKNOWLEDGED, OrderStatus.VERIFYING, OrderStatus.HANDLING):
+        interval = target.resolve_s * 1000
+    else:
+        return None
+    return created + interval * (1 + order.escalation_level)
