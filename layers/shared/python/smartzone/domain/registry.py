@@ -70,6 +70,19 @@ class Grid(BaseModel):
         return value
 
 
+class MaintenanceWindow(BaseModel):
+    """A period during which a device (or every device of a grid) raises no new alarms."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_id: str = Field(min_length=1, max_length=64)
+    start: str
+    """ISO-8601 UTC."""
+    end: str
+    reason: str = Field("", max_length=200)
+    scope: str = Field("device", pattern=r"^(device|grid)$")
+
+
 class Device(BaseModel):
     """A manhole cover with its tilt sensor. ``device_id`` is the cover's own id (身份证号)."""
 
@@ -83,6 +96,8 @@ class Device(BaseModel):
     grid_id: str
     device_type: str = "manhole_cover"
     profile: AlarmProfile = DEFAULT_PROFILE
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    """Windows silencing new alarms (device's own, and copies of its grid's); stored on the device item."""
 
     @field_validator("device_id")
     @classmethod
