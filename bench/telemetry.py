@@ -33,7 +33,7 @@ os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
 os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "smartzone")
 
-from moto import mock_aws  # noqa: E402
+from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

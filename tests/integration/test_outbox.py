@@ -17,12 +17,12 @@ from botocore.exceptions import ClientError
 
 from functions.outbox.handler import handler
 from infra.local.resources import LocalResources
+from infra.local.streams import StreamReader
 from smartzone.domain.notifications import OutboundEvent
 from smartzone.repositories.clients import client
 from smartzone.repositories.codec import to_item
 from smartzone.repositories.notifier import Notifier, PublishError, parse_parked
 from tests.support.orders import cleared, commented, cover, order_image, put_order, tilt_order
-from infra.local.streams import StreamReader
 from tests.support.telemetry import FakeContext
 from tools.redrive_notifications import main as redrive_main
 from tools.redrive_notifications import redrive

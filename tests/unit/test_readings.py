@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smartzone.domain.readings import Reading, RejectReason, Rejection, parse_reading
+from smartzone.domain.readings import Reading, Rejection, RejectReason, parse_reading
 from smartzone.domain.timeutil import parse_ts_ms, to_iso
 
 NOW = 1_795_960_000_000  # 2026-11-29T...Z

@@ -1,0 +1,19 @@
+"""SmartZone's CDK constructs, one per concern; ``infra.stack`` composes them.
+
+| module            | concern                                                                    |
+|-------------------|----------------------------------------------------------------------------|
+| ``functions``     | the factory every Lambda goes through (role, log group, JSON logs, arm64)  |
+| ``layers``        | the shared-code layer and the third-party dependency layer (local bundling)|
+| ``queues``        | an encrypted, TLS-only SQS queue with its dead-letter queue                |
+| ``storage``       | the data key, the single table, the raw-reading archive bucket             |
+| ``ingest``        | IoT rule → SQS buffer → telemetry function; Firehose → S3 archive          |
+| ``notifications`` | table stream → outbox function → SNS topic; retry and failure queues       |
+| ``device_policy`` | the IoT policy every device certificate gets                               |
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The repository root: asset paths are resolved from here, whatever the working directory."""

@@ -1,0 +1,195 @@
+"""The SmartZone stack: composes the constructs and exports what operators and scripts need.
+
+Configuration comes from CDK context (``-c key=value`` or ``cdk.json``), never from code:
+
+| context key              | default      | meaning                                              |
+|--------------------------|--------------|------------------------------------------------------|
+| ``log_retention_days``   | 365          | retention of every log group (a CloudWatch value)    |
+| ``log_level``            | INFO         | ``LOG_LEVEL`` and Lambda's application log level     |
+| ``archive_expiry_days``  | 1095         | raw readings are deleted after this many days (>180) |
+| ``access_log_expiry_days`` | 365        | S3 server access logs are deleted after this         |
+| ``heartbeat_interval_s`` | 900          | ``HEARTBEAT_INTERVAL_S`` of the telemetry function   |
+| ``max_reading_age_s``    | 604800       | ``MAX_READING_AGE_S``                                |
+| ``max_future_skew_s``    | 300          | ``MAX_FUTURE_SKEW_S``                                |
+| ``publish_attempts``     | 3            | ``PUBLISH_ATTEMPTS`` of the outbox function          |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_logs as logs
+from aws_cdk import region_info
+from constructs import Construct
+
+from infra.constructs.device_policy import DevicePolicy
+from infra.constructs.functions import FunctionSettings
+from infra.constructs.ingest import Ingest, TelemetrySettings
+from infra.constructs.layers import Layers
+from infra.constructs.notifications import Notifications, OutboxSettings
+from infra.constructs.storage import Storage
+
+RETENTION_DAYS = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+"""The retention periods CloudWatch Logs accepts, in days."""
+
+LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR"})
+
+PARTITIONS_WITHOUT_XRAY = frozenset({"aws-cn"})
+"""AWS China offers no X-Ray for Lambda (DESIGN.md: "Where it runs")."""
+
+
+def partition_of(region: str) -> str:
+    partition = region_info.RegionInfo.get(region).partition
+    if not partition:
+        raise ValueError(f"unknown AWS region {region!r}")
+    return partition
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    log_retention_days: int = 365
+    log_level: str = "INFO"
+    archive_expiry_days: int = 3 * 365
+    access_log_expiry_days: int = 365
+    heartbeat_interval_s: int = 900
+    max_reading_age_s: int = 7 * 24 * 3600
+    max_future_skew_s: int = 300
+    publish_attempts: int = 3
+
+    @classmethod
+    def from_context(cls, node: Any) -> StackConfig:
+        """Read every field from CDK context when present (strings from ``-c`` are converted)."""
+        values: dict[str, Any] = {}
+        for name, default in cls().__dict__.items():
+            raw = node.try_get_context(name)
+            if raw is None:
+                continue
+            try:
+                values[name] = type(default)(raw)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"context {name}={raw!r} is not a valid {type(default).__name__}") from exc
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.log_retention_days not in RETENTION_DAYS:
+            raise ValueError(
+                f"log_retention_days={self.log_retention_days} is not one of {sorted(RETENTION_DAYS)}"
+            )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ValueError(f"log_level={self.log_level!r} is not one of {sorted(LOG_LEVELS)}")
+        if self.archive_expiry_days <= 180:
+            raise ValueError(
+                "archive_expiry_days must exceed 180 (raw readings move to Glacier after 180 days)"
+            )
+        if min(self.heartbeat_interval_s, self.max_reading_age_s, self.max_future_skew_s) <= 0:
+            raise ValueError("telemetry intervals must be positive")
+        if self.publish_attempts < 1:
+            raise ValueError("publish_attempts must be at least 1")
+
+
+class SmartZoneStack(cdk.Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StackConfig | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config or StackConfig.from_context(self.node)
+        if cdk.Token.is_unresolved(self.region):
+            raise ValueError(
+                "the SmartZone stack needs a concrete region (context 'region' or CDK_DEFAULT_REGION)"
+            )
+        self.partition_name = partition_of(self.region)
+        self.tracing = self.partition_name not in PARTITIONS_WITHOUT_XRAY
+
+        layers = Layers(self, "Layers")
+        functions = FunctionSettings(
+            tracing=self.tracing,
+            log_retention=RETENTION_DAYS[self.config.log_retention_days],
+            log_level=self.config.log_level,
+            layers=layers.all,
+        )
+        self.storage = Storage(
+            self,
+            "Storage",
+            archive_expiry=cdk.Duration.days(self.config.archive_expiry_days),
+            access_log_expiry=cdk.Duration.days(self.config.access_log_expiry_days),
+        )
+        self.ingest = Ingest(
+            self,
+            "Ingest",
+            key=self.storage.key,
+            table=self.storage.table,
+            archive_bucket=self.storage.archive,
+            functions=functions,
+            telemetry=TelemetrySettings(
+                heartbeat_interval_s=self.config.heartbeat_interval_s,
+                max_reading_age_s=self.config.max_reading_age_s,
+                max_future_skew_s=self.config.max_future_skew_s,
+            ),
+        )
+        self.notifications = Notifications(
+            self,
+            "Notifications",
+            key=self.storage.key,
+            table=self.storage.table,
+            functions=functions,
+            outbox=OutboxSettings(publish_attempts=self.config.publish_attempts),
+        )
+        self.device_policy = DevicePolicy(self, "DevicePolicy")
+
+        outputs = {
+            "TableName": (self.storage.table.table_name, "The single table"),
+            "NotificationsTopicArn": (
+                self.notifications.topic.topic_arn,
+                "SNS topic grid workers subscribe to",
+            ),
+            "TelemetryBufferQueueUrl": (self.ingest.buffer.queue.queue_url, "IoT rule to telemetry function"),
+            "TelemetryBufferDlqUrl": (
+                self.ingest.buffer.dlq.queue_url,
+                "Buffer messages that failed 5 times",
+            ),
+            "RuleErrorsQueueUrl": (self.ingest.errors.queue.queue_url, "IoT rule action failures"),
+            "RejectsQueueUrl": (self.ingest.rejects.queue.queue_url, "Bad readings, with reasons"),
+            "PublishRetryQueueUrl": (
+                self.notifications.retry.queue.queue_url,
+                "Events that failed to publish",
+            ),
+            "StreamFailuresQueueUrl": (
+                self.notifications.failures.queue.queue_url,
+                "Outbox stream batches that exhausted retries (metadata)",
+            ),
+            "ArchiveBucketName": (
+                self.storage.archive.bucket_name,
+                "Raw readings under raw/manhole/year=YYYY/month=MM/day=DD/",
+            ),
+            "DevicePolicyName": (self.device_policy.policy_name, "IoT policy for device certificates"),
+            "TelemetryRuleName": (self.ingest.rule.ref, "IoT topic rule for manhole telemetry"),
+        }
+        for output_id, (value, description) in outputs.items():
+            cdk.CfnOutput(self, output_id, value=value, description=description)
