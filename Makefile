@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)
 
-.PHONY: install run test lint fmt unit integration infra bench synth clean seed
+.PHONY: install run test lint fmt unit integration infra bench synth synth-cn clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/shared/python functions infra tools bench
+	$(BIN)/python -m tools.seed_data --check
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
@@ -39,11 +40,16 @@ integration: $(STAMP)
 infra: $(STAMP)
 	$(BIN)/pytest tests/infra
 
+# Every benchmark in bench/ prints its figures and writes bench/results/<name>.json.
 bench: $(STAMP)
-	$(BIN)/python -m bench.telemetry
+	@for b in bench/*.py; do n=$$(basename $$b .py); [ "$$n" = "__init__" ] && continue; \
+	  echo "== bench/$$n"; $(BIN)/python -m bench.$$n || exit 1; done
 
 synth: $(STAMP)
 	$(BIN)/python infra/app.py
+
+synth-cn: $(STAMP)
+	$(BIN)/python infra/app.py -c region=cn-north-1
 
 run: $(STAMP)
 	$(BIN)/python -m tools.demo
