@@ -16,7 +16,17 @@ from smartzone.repositories.clients import client
 from smartzone.repositories.codec import from_item, to_item
 
 BATCH_GET_LIMIT = 100
-_REGISTRY_FIELDS = ("device_id", "name", "road", "lon", "lat", "grid_id", "device_type", "profile", "maintenance")
+_REGISTRY_FIELDS = (
+    "device_id",
+    "name",
+    "road",
+    "lon",
+    "lat",
+    "grid_id",
+    "device_type",
+    "profile",
+    "maintenance",
+)
 
 
 class TransientStoreError(Exception):
