@@ -71,11 +71,21 @@ class _Clock:
 
 def run_story(say: Callable[[str], None] = print) -> StoryResult:
     """Run the seed story in an in-process emulated AWS and return what happened."""
+    saved = dict(os.environ)
     _quiet_environment()
     from moto import mock_aws
 
-    with mock_aws():
-        return _story(say)
+    from smartzone.repositories.clients import reset_clients
+    from smartzone.settings import get_settings
+
+    try:
+        with mock_aws():
+            return _story(say)
+    finally:  # leave the caller's environment (e.g. a test session) as it was
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_clients()
+        get_settings.cache_clear()
 
 
 def _story(say: Callable[[str], None]) -> StoryResult:
