@@ -12,13 +12,13 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
+from smartzone.domain.errors import ServiceError
 from smartzone.domain.identity import InvalidCaller
-from smartzone.domain.lifecycle import TransitionError
 from smartzone.observability import logger
 from smartzone.repositories.cursor import InvalidCursor
 
 from .context import caller_of, check_body_size
-from .errors import ApiError, PayloadTooLarge, error_response
+from .errors import error_response
 from .routes import devices, grids, notifications, reports, stats, uploads, workorders
 
 API_TITLE = "SmartZone API"
@@ -47,13 +47,9 @@ app.include_router(stats.router, prefix="/v1/stats")
 app.include_router(uploads.router, prefix="/v1/uploads")
 
 
-@app.exception_handler(TransitionError)
-def _transition_error(exc: TransitionError) -> Response[str]:
-    return error_response(exc.status, exc.body())
-
-
-@app.exception_handler(ApiError)
-def _api_error(exc: ApiError) -> Response[str]:
+@app.exception_handler(ServiceError)
+def _refused(exc: ServiceError) -> Response[str]:
+    """Domain and API refusals alike: their own status, code, message and field."""
     return error_response(exc.status, exc.body())
 
 
@@ -67,11 +63,6 @@ def _bad_cursor(exc: InvalidCursor) -> Response[str]:
     return error_response(400, {"error": "invalid_cursor", "message": str(exc), "field": "cursor"})
 
 
-@app.exception_handler(PayloadTooLarge)
-def _too_large(exc: PayloadTooLarge) -> Response[str]:
-    return error_response(413, exc.body())
-
-
 @app.not_found
 def _not_found(exc: Exception) -> Response[str]:
     return error_response(404, {"error": "not_found", "message": "no such resource"})
@@ -79,9 +70,9 @@ def _not_found(exc: Exception) -> Response[str]:
 
 def openapi_document() -> dict[str, object]:
     """The generated OpenAPI document (committed as docs/openapi.json; checked current in tests)."""
-    schema = app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION)
-    document: dict[str, object] = json.loads(schema)
-    return document
+    from .openapi import document_for
+
+    return document_for(app, title=API_TITLE, version=API_VERSION)
 
 
 @app.get("/v1/openapi.json", include_in_schema=False)

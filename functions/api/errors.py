@@ -7,21 +7,11 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
+from smartzone.domain.errors import ServiceError
 
-class ApiError(Exception):
-    status = 400
-    code = "bad_request"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-    def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": self.code, "message": self.message}
-        if self.field is not None:
-            out["field"] = self.field
-        return out
+class ApiError(ServiceError):
+    """A refusal by the API layer itself (the domain's refusals share the same base)."""
 
 
 class BadRequest(ApiError):

@@ -50,6 +50,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from smartzone.domain.errors import ServiceError
 from smartzone.domain.identity import Caller, Role
 from smartzone.domain.timeutil import to_iso
 from smartzone.domain.workorders import (
@@ -151,23 +152,8 @@ _ROLE_PREFERENCE: tuple[Actor, ...] = (
 
 
 # -- errors ----------------------------------------------------------------------------------------
-class TransitionError(Exception):
+class TransitionError(ServiceError):
     """A request the lifecycle refuses; ``status`` is the HTTP status to answer with."""
-
-    status: int = 400
-    code: str = "bad_request"
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-    def body(self) -> dict[str, Any]:
-        """The API's error body (never says more than the message)."""
-        out: dict[str, Any] = {"error": self.code, "message": self.message}
-        if self.field is not None:
-            out["field"] = self.field
-        return out
 
 
 class NotFound(TransitionError):
