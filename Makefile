@@ -48,8 +48,13 @@ bench: $(STAMP)
 synth: $(STAMP)
 	$(BIN)/python infra/app.py
 
+# AWS China has no Cognito user pools: the TOKEN authorizer needs the district's OIDC provider.
+OIDC_ISSUER ?= https://idp.example.gov.cn
+OIDC_JWKS_URL ?= $(OIDC_ISSUER)/.well-known/jwks.json
+OIDC_AUDIENCE ?= smartzone
 synth-cn: $(STAMP)
-	$(BIN)/python infra/app.py -c region=cn-north-1
+	$(BIN)/python infra/app.py -c region=cn-north-1 -c oidc_issuer=$(OIDC_ISSUER) \
+	  -c oidc_jwks_url=$(OIDC_JWKS_URL) -c oidc_audience=$(OIDC_AUDIENCE)
 
 run: $(STAMP)
 	$(BIN)/python -m tools.demo

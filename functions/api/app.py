@@ -7,9 +7,10 @@ of the caller's reach, 403 for a role that may not act, 409 for illegal or stale
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from smartzone.domain.errors import ServiceError
@@ -26,7 +27,10 @@ API_VERSION = "1.0.0"
 
 PUBLIC_PATHS = frozenset({"/v1/openapi.json"})
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(
+    enable_validation=True,
+    cors=CORSConfig(allow_origin=os.environ.get("CORS_ORIGIN", "*"), max_age=600),
+)
 
 
 def _authenticate(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:

@@ -31,6 +31,8 @@ class Category(StrEnum):
     MANHOLE_TILT = "manhole_tilt"
     DEVICE_BATTERY_LOW = "device_battery_low"
     DEVICE_OFFLINE = "device_offline"
+    PATROL_REPORT = "patrol_report"
+    """A problem a grid worker found on patrol (``POST /v1/reports``)."""
 
 
 class Severity(StrEnum):
@@ -54,6 +56,7 @@ CATEGORY_LABEL_ZH = {
     Category.MANHOLE_TILT: "窨井盖倾斜",
     Category.DEVICE_BATTERY_LOW: "设备电量低",
     Category.DEVICE_OFFLINE: "设备离线",
+    Category.PATROL_REPORT: "巡查上报",
 }
 STATUS_LABEL_ZH = {
     OrderStatus.DISPATCHED: "已派单",
@@ -101,6 +104,14 @@ class SensorReading(BaseModel):
     at: str
 
 
+class Reporter(BaseModel):
+    """Who filed a patrol report (personal data: masked on output by ``mask_for``)."""
+
+    username: str
+    name: str | None = None
+    phone: str | None = None
+
+
 class WorkOrder(BaseModel):
     """A work order as stored and as returned by the API."""
 
@@ -117,7 +128,12 @@ class WorkOrder(BaseModel):
     device_id: str | None = None
     alarm_type: AlarmType | None = None
     alarm_ids: list[str] = Field(default_factory=list)
+    device_ids: list[str] = Field(default_factory=list)
+    """An incident order's devices (many devices of one grid offline at once)."""
+    devices_back: list[str] = Field(default_factory=list)
+    """Incident devices that have reported again."""
     location: OrderLocation | None = None
+    reporter: Reporter | None = None
     reading: SensorReading | None = None
     sensor_normal: bool = False
     sensor_normal_at: str | None = None
