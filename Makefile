@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)
 
-.PHONY: install run test lint fmt unit integration infra bench synth synth-cn clean
+.PHONY: install browser run test lint fmt unit integration infra bench synth synth-cn clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -15,7 +15,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+# Headless Chromium for the dashboard test: Debian's chromium (Playwright's own browser download
+# is not used) and a Chinese font, installed with apt-get when missing.
+CHROMIUM ?= /usr/bin/chromium
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -f $(CJK_FONT) ]; then \
+	  echo "installing chromium and fonts-wqy-microhei (dashboard tests run them headless)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium fonts-wqy-microhei; \
+	fi
+
+install: $(STAMP) browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -28,7 +42,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # Exit code 5 means "no tests collected": not a failure.
-test: lint
+test: lint browser
 	$(BIN)/pytest -n 2 tests; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
 
 unit: $(STAMP)

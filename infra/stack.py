@@ -12,6 +12,15 @@ Configuration comes from CDK context (``-c key=value`` or ``cdk.json``), never f
 | ``max_reading_age_s``    | 604800       | ``MAX_READING_AGE_S``                                |
 | ``max_future_skew_s``    | 300          | ``MAX_FUTURE_SKEW_S``                                |
 | ``publish_attempts``     | 3            | ``PUBLISH_ATTEMPTS`` of the outbox function          |
+| ``uploads_expiry_days``  | 731          | uploaded photos are deleted after this many days     |
+| ``sweep_minutes``        | 5            | the sweeper runs every this many minutes (1–60)      |
+| ``api_throttle_rate``    | 50           | stage-wide steady requests per second                |
+| ``api_throttle_burst``   | 100          | stage-wide burst                                     |
+| ``cors_origins``         | ``*``        | allowed browser origins, comma-separated (or a list) |
+| ``authorizer_cache_s``   | 300          | API Gateway caches an authorizer answer this long    |
+| ``oidc_issuer``          | –            | aws-cn only (required): the OIDC issuer URL          |
+| ``oidc_jwks_url``        | –            | aws-cn only (required): the issuer's JWKS URL        |
+| ``oidc_audience``        | –            | aws-cn only (required): the expected ``aud``         |
 """
 
 from __future__ import annotations
@@ -24,12 +33,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import region_info
 from constructs import Construct
 
+from infra.constructs.api import Api, ApiSettings
 from infra.constructs.device_policy import DevicePolicy
 from infra.constructs.functions import FunctionSettings
+from infra.constructs.identity import Identity, IdentitySettings
 from infra.constructs.ingest import Ingest, TelemetrySettings
 from infra.constructs.layers import Layers
 from infra.constructs.notifications import Notifications, OutboxSettings
-from infra.constructs.storage import Storage
+from infra.constructs.storage import INDEXES, Storage
+from infra.constructs.sweeper import MAX_SWEEP_MINUTES, Sweeper
 
 RETENTION_DAYS = {
     1: logs.RetentionDays.ONE_DAY,
@@ -61,6 +73,8 @@ LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR"})
 
 PARTITIONS_WITHOUT_XRAY = frozenset({"aws-cn"})
 """AWS China offers no X-Ray for Lambda (DESIGN.md: "Where it runs")."""
+PARTITIONS_WITHOUT_COGNITO_USER_POOLS = frozenset({"aws-cn"})
+"""AWS China has no Cognito user pools: the API uses a Lambda TOKEN authorizer there."""
 
 
 def partition_of(region: str) -> str:
@@ -80,6 +94,19 @@ class StackConfig:
     max_reading_age_s: int = 7 * 24 * 3600
     max_future_skew_s: int = 300
     publish_attempts: int = 3
+    uploads_expiry_days: int = 731
+    sweep_minutes: int = 5
+    api_throttle_rate: float = 50.0
+    api_throttle_burst: int = 100
+    cors_origins: str = "*"
+    authorizer_cache_s: int = 300
+    oidc_issuer: str = ""
+    oidc_jwks_url: str = ""
+    oidc_audience: str = ""
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(origin.strip() for origin in self.cors_origins.split(",") if origin.strip())
 
     @classmethod
     def from_context(cls, node: Any) -> StackConfig:
@@ -89,6 +116,8 @@ class StackConfig:
             raw = node.try_get_context(name)
             if raw is None:
                 continue
+            if isinstance(raw, list | tuple) and isinstance(default, str):
+                raw = ",".join(str(item) for item in raw)  # e.g. cors_origins as a list in cdk.json
             try:
                 values[name] = type(default)(raw)
             except (TypeError, ValueError) as exc:
@@ -112,6 +141,19 @@ class StackConfig:
             raise ValueError("telemetry intervals must be positive")
         if self.publish_attempts < 1:
             raise ValueError("publish_attempts must be at least 1")
+        if self.uploads_expiry_days < 1:
+            raise ValueError("uploads_expiry_days must be at least 1")
+        if not 1 <= self.sweep_minutes <= MAX_SWEEP_MINUTES:
+            raise ValueError(f"sweep_minutes must be between 1 and {MAX_SWEEP_MINUTES}")
+        if self.api_throttle_rate <= 0 or self.api_throttle_burst < 1:
+            raise ValueError("api_throttle_rate and api_throttle_burst must be positive")
+        if not self.cors_origin_list:
+            raise ValueError("cors_origins needs at least one origin ('*' for development)")
+        for origin in self.cors_origin_list:
+            if origin != "*" and not origin.startswith(("https://", "http://localhost", "http://127.0.0.1")):
+                raise ValueError(f"cors origin {origin!r} must be '*', https://… or a localhost URL")
+        if not 0 <= self.authorizer_cache_s <= 3600:
+            raise ValueError("authorizer_cache_s must be between 0 and 3600 (API Gateway's limit)")
 
 
 class SmartZoneStack(cdk.Stack):
@@ -126,6 +168,7 @@ class SmartZoneStack(cdk.Stack):
             )
         self.partition_name = partition_of(self.region)
         self.tracing = self.partition_name not in PARTITIONS_WITHOUT_XRAY
+        self.use_cognito = self.partition_name not in PARTITIONS_WITHOUT_COGNITO_USER_POOLS
 
         layers = Layers(self, "Layers")
         functions = FunctionSettings(
@@ -139,6 +182,8 @@ class SmartZoneStack(cdk.Stack):
             "Storage",
             archive_expiry=cdk.Duration.days(self.config.archive_expiry_days),
             access_log_expiry=cdk.Duration.days(self.config.access_log_expiry_days),
+            uploads_expiry=cdk.Duration.days(self.config.uploads_expiry_days),
+            cors_origins=self.config.cors_origin_list,
         )
         self.ingest = Ingest(
             self,
@@ -162,6 +207,42 @@ class SmartZoneStack(cdk.Stack):
             outbox=OutboxSettings(publish_attempts=self.config.publish_attempts),
         )
         self.device_policy = DevicePolicy(self, "DevicePolicy")
+        self.identity = Identity(
+            self,
+            "Identity",
+            settings=IdentitySettings(
+                use_cognito=self.use_cognito,
+                cache_ttl_s=self.config.authorizer_cache_s,
+                oidc_issuer=self.config.oidc_issuer,
+                oidc_jwks_url=self.config.oidc_jwks_url,
+                oidc_audience=self.config.oidc_audience,
+            ),
+            functions=functions,
+        )
+        self.api = Api(
+            self,
+            "Api",
+            key=self.storage.key,
+            table=self.storage.table,
+            index_names=INDEXES,
+            uploads=self.storage.uploads,
+            topic=self.notifications.topic,
+            identity=self.identity,
+            functions=functions,
+            settings=ApiSettings(
+                throttle_rate=self.config.api_throttle_rate,
+                throttle_burst=self.config.api_throttle_burst,
+                cors_origins=self.config.cors_origin_list,
+            ),
+        )
+        self.sweeper = Sweeper(
+            self,
+            "Sweeper",
+            key=self.storage.key,
+            table=self.storage.table,
+            functions=functions,
+            sweep_minutes=self.config.sweep_minutes,
+        )
 
         outputs = {
             "TableName": (self.storage.table.table_name, "The single table"),
@@ -190,6 +271,18 @@ class SmartZoneStack(cdk.Stack):
             ),
             "DevicePolicyName": (self.device_policy.policy_name, "IoT policy for device certificates"),
             "TelemetryRuleName": (self.ingest.rule.ref, "IoT topic rule for manhole telemetry"),
+            "ApiUrl": (self.api.url, "Base URL of the HTTP API (…/v1/)"),
+            "UploadsBucketName": (self.storage.uploads.bucket_name, "Work-order photos under uploads/"),
+            "AuthorizerMode": (
+                self.identity.mode,
+                "cognito (user pool authorizer) or oidc-token (Lambda TOKEN authorizer, aws-cn)",
+            ),
         }
+        if self.identity.user_pool is not None and self.identity.client is not None:
+            outputs["UserPoolId"] = (self.identity.user_pool.user_pool_id, "Cognito user pool of the API")
+            outputs["UserPoolClientId"] = (
+                self.identity.client.user_pool_client_id,
+                "App client (no secret) for the mobile app and the command centre",
+            )
         for output_id, (value, description) in outputs.items():
             cdk.CfnOutput(self, output_id, value=value, description=description)

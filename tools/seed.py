@@ -1,10 +1,15 @@
 """Loads the demo district into the table: ``python -m tools.seed [--file PATH] [--subscribe]``.
 
-Every grid and device is validated through the registry's pydantic models before anything is
+Every grid, device and person is validated through the registry's pydantic models before anything is
 written (an invalid record stops the load with an error naming it), then written in batches:
 grids and new devices with BatchWriteItem, changed devices with UpdateItem of their registry
 attributes only. Re-running is safe: a device's hot state (``state``, ``version``: watermark,
 open alarms) is never overwritten, and unchanged devices are not written at all.
+
+The user registry is written too (only new or changed users): ``admin``, the command centre's
+dispatchers and the technicians (username = their ``user_id``), and every grid worker (username =
+``worker_id``, role ``grid_worker``, ``grid_ids`` = the grids they are listed in). The file is the
+source of truth for them: a re-run restores a seeded person's roles and grids.
 
 ``--subscribe`` also subscribes every grid worker's e-mail (``email``) and webhook (``https``) to
 the notifications topic with the filter policy ``{"grid_id": [<grid>]}``; endpoints already
@@ -30,12 +35,17 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from smartzone.domain import geo
+from smartzone.domain.identity import Role
 from smartzone.domain.registry import Device, Grid
+from smartzone.domain.users import UserProfile
 from smartzone.repositories.devices import DeviceRepository
 from smartzone.repositories.subscriptions import SubscriptionOutcome, TopicSubscriptions, subscribe_worker
+from smartzone.repositories.users import UserRepository
 from tools.seed_data import DEFAULT_PATH
 
 MAX_LISTED_PROBLEMS = 20
+ADMIN = UserProfile(username="admin", name="系统管理员", roles=[Role.ADMIN])
+"""The platform administrator every seeded district has."""
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -64,6 +74,7 @@ class District:
     devices: list[Device]
     boundaries: dict[str, dict[str, Any]]
     cameras: int
+    users: list[UserProfile] = field(default_factory=list)
 
 
 @dataclass
@@ -79,6 +90,9 @@ class SeedReport:
     devices_unchanged: int
     cameras_in_file: int
     subscriptions: list[SubscriptionOutcome] = field(default_factory=list)
+    users_created: int = 0
+    users_updated: int = 0
+    users_unchanged: int = 0
     elapsed_s: float = 0.0
 
     @property
@@ -94,6 +108,12 @@ class SeedReport:
             f"{self.devices} devices ({self.devices_created} created, {self.devices_updated} updated, "
             f"{self.devices_unchanged} unchanged)"
         )
+        users = self.users_created + self.users_updated + self.users_unchanged
+        if users:
+            text += (
+                f", {users} users ({self.users_created} created, {self.users_updated} updated, "
+                f"{self.users_unchanged} unchanged)"
+            )
         if self.subscriptions:
             counts = ", ".join(f"{n} {status}" for status, n in sorted(self.subscription_counts().items()))
             text += f", {len(self.subscriptions)} subscriptions ({counts})"
@@ -173,6 +193,7 @@ def validate_district(data: object, source: str = "<data>") -> District:
             problems.append(f"{label}: grid_id {device.grid_id} is not a grid in this file")
         elif device.grid_id in boundaries and not geo.contains(boundaries[device.grid_id], *device_position):
             problems.append(f"{label}: position {list(device_position)} is outside grid {device.grid_id}")
+    users = _district_users(data, [grid for _, grid in grids], problems)
     if problems:
         raise SeedDataError(source, problems)
     cameras = data.get("cameras")
@@ -184,7 +205,73 @@ def validate_district(data: object, source: str = "<data>") -> District:
         devices=[device for _, device in devices],
         boundaries=boundaries,
         cameras=len(cameras) if isinstance(cameras, list) else 0,
+        users=users,
     )
+
+
+def _district_users(data: dict[str, Any], grids: list[Grid], problems: list[str]) -> list[UserProfile]:
+    """The people of the district as user registry records (see the module doc)."""
+    users: dict[str, UserProfile] = {ADMIN.username: ADMIN}
+    centre = data.get("command_centre")
+    contacts: list[tuple[str, object, Role]] = []
+    if isinstance(centre, dict):
+        dispatchers = centre.get("dispatchers") or []
+        if isinstance(dispatchers, list):
+            contacts += [
+                (f"command_centre.dispatchers[{i}]", d, Role.DISPATCHER) for i, d in enumerate(dispatchers)
+            ]
+        else:
+            problems.append("command_centre.dispatchers: must be a list")
+    technicians = data.get("technicians") or []
+    if isinstance(technicians, list):
+        contacts += [(f"technicians[{i}]", t, Role.TECHNICIAN) for i, t in enumerate(technicians)]
+    else:
+        problems.append("technicians: must be a list")
+    for label, raw, role in contacts:
+        if not isinstance(raw, dict):
+            problems.append(f"{label}: must be an object")
+            continue
+        try:
+            user = UserProfile(
+                username=raw.get("user_id"),
+                name=raw.get("name"),
+                phone=raw.get("phone"),
+                email=raw.get("email"),
+                roles=[role],
+            )
+        except ValidationError as error:
+            problems.append(f"{label}: {_describe(error)}")
+            continue
+        if user.username in users:
+            problems.append(f"{label}: duplicate user_id {user.username}")
+            continue
+        users[user.username] = user
+    for grid in grids:
+        for worker in grid.workers:
+            known = users.get(worker.worker_id)
+            if known is not None and Role.GRID_WORKER in known.roles:
+                users[worker.worker_id] = known.model_copy(
+                    update={"grid_ids": [*known.grid_ids, grid.grid_id]}
+                )
+                continue
+            if known is not None:
+                problems.append(
+                    f"grids ({grid.grid_id}): worker_id {worker.worker_id} is another person's user id"
+                )
+                continue
+            try:
+                users[worker.worker_id] = UserProfile(
+                    username=worker.worker_id,
+                    name=worker.name,
+                    phone=worker.phone,
+                    email=worker.email,
+                    webhook_url=worker.webhook_url,
+                    roles=[Role.GRID_WORKER],
+                    grid_ids=[grid.grid_id],
+                )
+            except ValidationError as error:
+                problems.append(f"grids ({grid.grid_id}) worker {worker.worker_id}: {_describe(error)}")
+    return list(users.values())
 
 
 def read_district(path: str | Path) -> District:
@@ -228,6 +315,14 @@ def load_district(
         devices_unchanged=written.unchanged,
         cameras_in_file=district.cameras,
     )
+    people = UserRepository(table_name).put_many(district.users)
+    for outcome in people.values():
+        if outcome == "created":
+            report.users_created += 1
+        elif outcome == "updated":
+            report.users_updated += 1
+        else:
+            report.users_unchanged += 1
     if topic_arn:
         existing = TopicSubscriptions(topic_arn)
         for grid in district.grids:
@@ -246,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from smartzone.settings import get_settings
 
     parser = argparse.ArgumentParser(
-        prog="python -m tools.seed", description="Load the demo district (grids, devices) into the table."
+        prog="python -m tools.seed",
+        description="Load the demo district (grids, devices, users) into the table.",
     )
     parser.add_argument("--file", type=Path, default=DEFAULT_PATH, help="seed file (default: %(default)s)")
     parser.add_argument("--subscribe", action="store_true", help="subscribe grid workers to the topic")

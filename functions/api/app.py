@@ -12,9 +12,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from smartzone.domain.errors import ServiceError
-from smartzone.domain.identity import InvalidCaller
+from smartzone.domain.identity import Caller, InvalidCaller
 from smartzone.observability import logger
 from smartzone.repositories.cursor import InvalidCursor
 
@@ -65,6 +66,47 @@ def _unauthenticated(exc: InvalidCaller) -> Response[str]:
 @app.exception_handler(InvalidCursor)
 def _bad_cursor(exc: InvalidCursor) -> Response[str]:
     return error_response(400, {"error": "invalid_cursor", "message": str(exc), "field": "cursor"})
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response[str]:
+    """Validation errors in the common shape, naming the first bad field (all of them in ``details``)."""
+    errors = list(exc.errors())
+    first = errors[0] if errors else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    field = ".".join(location) or "body"
+    details = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", ""))}
+        for e in errors
+    ]
+    return error_response(
+        422,
+        {
+            "error": "invalid_field",
+            "message": f"{field}: {first.get('msg', 'invalid')}",
+            "field": field,
+            "details": details,
+        },
+    )
+
+
+def authenticate_event(event: dict[str, Any]) -> dict[str, Any] | None:
+    """401 before anything else (body validation included) for a request without a caller."""
+    if event.get("path") in PUBLIC_PATHS or event.get("httpMethod") == "OPTIONS":
+        return None
+    raw = (event.get("requestContext") or {}).get("authorizer") or {}
+    try:
+        caller = Caller.from_claims(raw) if raw else None
+    except InvalidCaller:
+        caller = None
+    if caller is not None and caller.has_any_role:
+        return None
+    return {
+        "statusCode": 401,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"error": "unauthorized", "message": "a valid token is required"}),
+        "isBase64Encoded": False,
+    }
 
 
 @app.not_found

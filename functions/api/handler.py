@@ -9,12 +9,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smartzone.observability import logger, metrics, tracer
 
-from .app import app
+from .app import app, authenticate_event
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    refused = authenticate_event(event)
+    if refused is not None:
+        return refused
     response: dict[str, Any] = app.resolve(event, context)
     return response

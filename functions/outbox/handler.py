@@ -1,8 +1,10 @@
 """Outbox dispatcher: the one consumer of the table's stream.
 
 Per stream record: order change → at most one outbound event (``<order_id>:v<version>``) → each
-sink in turn. Today one sink, SNS; later issues add the inbox and the statistics as further sinks
-(:class:`Sink`) rather than further stream readers (a stream allows only two per shard).
+sink in turn: SNS (e-mail and webhooks), the in-app inbox and the statistics (``sinks.py``) — fan-out
+after the one stream reader rather than further readers (a stream allows only two per shard).
+Every sink is tried even when an earlier one fails; if any failed, the record is retried and every
+sink sees the event again (each deduplicates by the event id; SNS subscribers may get it twice).
 
 Nothing is lost: an event SNS refuses after the configured attempts is parked in full in the retry
 queue (``NotificationsParked``; ``tools/redrive_notifications.py`` publishes it again) and the
@@ -31,6 +33,7 @@ from smartzone.repositories.notifier import Notifier, ParkError, PublishError
 from smartzone.settings import get_settings
 
 from .models import order_change, record_keys
+from .sinks import InboxSink, StatsSink
 
 # Entire-batch failures are reported like partial ones (every record listed) instead of raised:
 # the stream retries them the same way, and the response stays one shape.
@@ -38,7 +41,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire
 
 
 class Sink(Protocol):
-    """One destination of outbound events (SNS today; the inbox and statistics later).
+    """One destination of outbound events (SNS, the in-app inbox, the statistics).
 
     ``deliver`` raises to have the record retried: the stream then delivers the record again and
     every sink sees the event again, so a sink must tolerate duplicates (by the event id).
@@ -105,8 +108,18 @@ class Dispatcher:
         with logger.append_context_keys(
             event_id=event.event_id, event_type=event.event_type.value, grid_id=event.grid_id
         ):
+            failure: Exception | None = None
             for sink in self.sinks:
-                sink.deliver(event)
+                try:
+                    sink.deliver(event)
+                except Exception as exc:
+                    metrics.add_metric(name="OutboxSinkFailed", unit=MetricUnit.Count, value=1)
+                    logger.exception(
+                        "sink failed: the stream will retry the record", extra={"sink": sink.name}
+                    )
+                    failure = failure or exc
+            if failure is not None:
+                raise failure
         return event.event_id
 
 
@@ -116,8 +129,18 @@ def _sequence_number(record: DynamoDBRecord) -> str | None:
 
 def build_dispatcher() -> Dispatcher:
     """The sinks, in order, from the function's settings (cheap: boto3 clients are cached per
-    process; built per invocation so the notifier's circuit breaker starts closed each time)."""
-    return Dispatcher(sinks=(NotificationSink(Notifier.from_settings(get_settings())),))
+    process; built per invocation so the notifier's circuit breaker starts closed each time).
+
+    SNS first (people's e-mail and webhooks are the most urgent, and it parks instead of failing),
+    then the inbox and the statistics (both in the table: ``TABLE_NAME``)."""
+    settings = get_settings()
+    return Dispatcher(
+        sinks=(
+            NotificationSink(Notifier.from_settings(settings)),
+            InboxSink.from_settings(settings),
+            StatsSink.from_settings(settings),
+        )
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

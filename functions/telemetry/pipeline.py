@@ -1,7 +1,8 @@
 """The telemetry batch pipeline: parse → group per device → load state → evaluate → write changes.
 
 One BatchGetItem per 100 devices; writes only on an alarm transition, a clear-window change or a
-due heartbeat. Bad records are rejected (acknowledged + copied to the rejects queue); transient
+due heartbeat. A device's maintenance windows silence new alarms for readings inside them; any
+applied reading clears an active ``offline`` alarm (raised by the sweeper). Bad records are rejected (acknowledged + copied to the rejects queue); transient
 failures mark only the affected device's messages for retry.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from botocore.exceptions import BotoCoreError, ClientError
 
 from smartzone.domain.alarms import AlarmTransition, TransitionKind, count_stale, dedupe_sorted, evaluate
+from smartzone.domain.offline import maintenance_silencer
 from smartzone.domain.readings import Reading, Rejection, RejectReason, parse_reading
 from smartzone.domain.timeutil import now_ms, to_iso
 from smartzone.observability import logger
@@ -134,9 +136,12 @@ class TelemetryPipeline:
     def _apply(self, record: DeviceRecord, readings: list[Reading], now: int, outcome: BatchOutcome) -> None:
         hb_ms = self.settings.heartbeat_interval_s * 1000
         state, version = record.state, record.version
+        silenced_at = maintenance_silencer(record.device.maintenance)
         while True:
             current = DeviceRecord(record.device, state, version)
-            evaluation = evaluate(state, record.device.profile, readings, heartbeat_interval_ms=hb_ms)
+            evaluation = evaluate(
+                state, record.device.profile, readings, heartbeat_interval_ms=hb_ms, silenced_at=silenced_at
+            )
             if evaluation.transitions:
                 result = self.alarms.persist(current, evaluation.state, evaluation.transitions, now)
                 state, version = result.state, result.version

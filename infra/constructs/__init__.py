@@ -5,10 +5,13 @@
 | ``functions``     | the factory every Lambda goes through (role, log group, JSON logs, arm64)  |
 | ``layers``        | the shared-code layer and the third-party dependency layer (local bundling)|
 | ``queues``        | an encrypted, TLS-only SQS queue with its dead-letter queue                |
-| ``storage``       | the data key, the single table, the raw-reading archive bucket             |
+| ``storage``       | the data key, the single table, the archive and uploads buckets            |
 | ``ingest``        | IoT rule → SQS buffer → telemetry function; Firehose → S3 archive          |
 | ``notifications`` | table stream → outbox function → SNS topic; retry and failure queues       |
 | ``device_policy`` | the IoT policy every device certificate gets                               |
+| ``identity``      | who may call the API: Cognito (global) or the OIDC TOKEN authorizer (China)|
+| ``api``           | the regional REST API, the API function, the cursor secret, API logging    |
+| ``sweeper``       | the SLA/offline sweeper function on an EventBridge schedule                |
 """
 
 from __future__ import annotations

@@ -5,9 +5,12 @@
 - ``retry``: events that still fail to publish after the function's bounded attempts are parked
   here in full (14 days) for redrive; ``failures``: the stream event source's on-failure
   destination (it only receives batch metadata: shard, sequence numbers).
-- ``function``: the outbox dispatcher. It reads only the stream (no table access), filtered so
-  that only ``ORDER#`` items invoke it; it may Publish to the topic and SendMessage to the retry
-  queue.
+- ``function``: the outbox dispatcher. It reads the stream, filtered so that only ``ORDER#``
+  items invoke it; it may Publish to the topic and SendMessage to the retry queue, and it writes
+  the in-app inbox entries, the statistics counters and histograms and the per-event
+  deduplication markers (``INBOX#``, ``STATS#``, ``EVENT#`` items: never ``ORDER#``, so its own
+  writes do not invoke it again): key reads and conditional writes on the base table, no Query,
+  no Scan, no DeleteItem.
 
 Starting position TRIM_HORIZON: when the mapping is created (first deploy, or re-created) it
 starts from the oldest record still in the stream (24 h), so orders written just before the
@@ -23,6 +26,7 @@ from typing import cast
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -32,6 +36,7 @@ from constructs import Construct
 
 from infra.constructs.functions import FunctionSettings, SmartZoneFunction
 from infra.constructs.queues import MAX_RETENTION, EncryptedQueue
+from infra.constructs.storage import TABLE_KEY_ACTIONS
 from smartzone.repositories.keys import ORDER_PK_PREFIX
 
 SEND_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
@@ -39,6 +44,14 @@ OUTBOX_TIMEOUT = cdk.Duration.seconds(60)
 OUTBOX_BATCH_SIZE = 100
 OUTBOX_RETRY_ATTEMPTS = 5
 OUTBOX_MAX_RECORD_AGE = cdk.Duration.hours(6)
+OUTBOX_TABLE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+]
+"""Inbox, statistics and event markers. TransactWriteItems has no IAM action of its own: a
+transaction is authorized by the Put/Update/ConditionCheckItem actions of its parts."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,7 @@ class Notifications(Construct):
             timeout=OUTBOX_TIMEOUT,
             memory_size=256,
             environment={
+                "TABLE_NAME": table.table_name,
                 "NOTIFICATIONS_TOPIC_ARN": self.topic.topic_arn,
                 "RETRY_QUEUE_URL": self.retry.queue.queue_url,
                 "PUBLISH_ATTEMPTS": str(outbox.publish_attempts),
@@ -108,6 +122,8 @@ class Notifications(Construct):
         fn = self.function.function
         self.topic.grants.actions(fn, ["sns:Publish"], key_actions=SEND_KEY_ACTIONS)
         self.retry.queue.grants.actions(fn, ["sqs:SendMessage"], key_actions=SEND_KEY_ACTIONS)
+        iam.Grant.add_to_principal(grantee=fn, actions=OUTBOX_TABLE_ACTIONS, resource_arns=[table.table_arn])
+        key.grant(fn, *TABLE_KEY_ACTIONS)
         fn.add_event_source(
             event_sources.DynamoEventSource(
                 table,

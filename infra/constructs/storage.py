@@ -6,15 +6,25 @@
   its key policy and CloudTrail record are the district's own, access can be revoked in one
   place, and AWS-managed SQS/SNS keys cannot be used by other services' principals (an IoT rule
   or SNS delivering to an encrypted queue needs a key whose policy we control).
-- ``table``: single-table design (``pk``/``sk``; ``gsi1``, ``gsi2``), on demand, stream
+- ``table``: single-table design (``pk``/``sk``; ``gsi1`` … ``gsi4``, see
+  ``smartzone.repositories.keys``), on demand, stream
   NEW_AND_OLD_IMAGES (the outbox's source), point-in-time recovery, TTL ``expires_at``,
   deletion protection, retained on stack deletion.
 - ``archive``: raw readings as Firehose delivers them (GZIP JSON lines, partitioned by date),
   SSE-S3, TLS-only, no public access, versioned, lifecycle (Standard-IA after 30 days, Glacier
   after 180, expiry configurable), server access logs to ``access_logs``.
+- ``uploads``: work-order photos, uploaded by browsers and the mobile app with presigned S3 POSTs
+  under ``uploads/``; SSE-KMS with the data key (bucket key on), TLS-only, no public access,
+  CORS for browser POSTs from the configured origins, expiry configurable (default two years),
+  server access logs to ``access_logs``.
+
+GSIs: DynamoDB creates (or deletes) at most one GSI per table update, so adding several indexes
+to a deployed table needs one deploy per index (``docs/deploy.md``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
@@ -22,9 +32,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from smartzone.repositories.keys import GSI1, GSI2
+from smartzone.repositories.keys import GSI1, GSI2, GSI3, GSI4
 
 TTL_ATTRIBUTE = "expires_at"
+INDEXES = (GSI1, GSI2, GSI3, GSI4)
+UPLOADS_PREFIX = "uploads/"
+TABLE_KEY_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+"""What a function that reads and writes the table (or the uploads) needs of the data key."""
 
 
 class Storage(Construct):
@@ -35,12 +49,14 @@ class Storage(Construct):
         *,
         archive_expiry: cdk.Duration,
         access_log_expiry: cdk.Duration,
+        uploads_expiry: cdk.Duration,
+        cors_origins: Sequence[str],
     ) -> None:
         super().__init__(scope, construct_id)
         self.key = kms.Key(
             self,
             "DataKey",
-            description="SmartZone data key: table, stream, queues, topic",
+            description="SmartZone data key: table, stream, queues, topic, uploads, cursor secret",
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
@@ -61,7 +77,7 @@ class Storage(Construct):
             deletion_protection=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        for index in (GSI1, GSI2):
+        for index in INDEXES:
             self.table.add_global_secondary_index(
                 index_name=index,
                 partition_key=dynamodb.Attribute(name=f"{index}pk", type=dynamodb.AttributeType.STRING),
@@ -106,6 +122,35 @@ class Storage(Construct):
                     expiration=archive_expiry,
                     noncurrent_version_expiration=cdk.Duration.days(30),
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                )
+            ],
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        self.uploads = s3.Bucket(
+            self,
+            "Uploads",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="uploads/",
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.POST, s3.HttpMethods.GET],
+                    allowed_origins=list(cors_origins),
+                    allowed_headers=["*"],
+                    exposed_headers=["ETag", "Location"],
+                    max_age=3000,
+                )
+            ],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-uploads",
+                    expiration=uploads_expiry,
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
                 )
             ],
             removal_policy=cdk.RemovalPolicy.RETAIN,

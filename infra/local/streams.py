@@ -82,6 +82,7 @@ class StreamReader:
         ]
         self.region: str = client("dynamodbstreams").meta.region_name
         self._iterators: dict[str, str | None] = {}
+        self._last_sequence: dict[str, str] = {}
         self._pending: deque[dict[str, Any]] = deque()
         if starting_position == "LATEST":
             self._discover_shards()
@@ -99,15 +100,38 @@ class StreamReader:
                 StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType=position
             )["ShardIterator"]
 
+    def _refresh_iterators(self) -> None:
+        """Re-anchor each shard after the last record read.
+
+        moto replaces a table by a copy when a transaction is cancelled, and an iterator held
+        across that follows the old copy; asking for a fresh iterator after the last sequence
+        number read keeps the reader on the live table (and is harmless on real DynamoDB).
+        """
+        streams = client("dynamodbstreams")
+        self.stream_arn = client("dynamodb").describe_table(TableName=self.table_name)["Table"][
+            "LatestStreamArn"
+        ]
+        for shard_id, sequence in self._last_sequence.items():
+            if self._iterators.get(shard_id) is None:
+                continue
+            self._iterators[shard_id] = streams.get_shard_iterator(
+                StreamArn=self.stream_arn,
+                ShardId=shard_id,
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=sequence,
+            )["ShardIterator"]
+
     def _fetch(self) -> None:
         """Read every shard up to its current end into the pending buffer."""
         streams = client("dynamodbstreams")
+        self._refresh_iterators()
         self._discover_shards()
         for shard_id, iterator in list(self._iterators.items()):
             while iterator is not None:
                 response = streams.get_records(ShardIterator=iterator, Limit=1000)
                 records = response.get("Records", [])
                 for record in records:
+                    self._last_sequence[shard_id] = record["dynamodb"]["SequenceNumber"]
                     if self._accept(record):
                         self._pending.append(to_lambda_record(record, self.stream_arn, self.region))
                 next_iterator = response.get("NextShardIterator")

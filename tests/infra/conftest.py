@@ -19,6 +19,12 @@ GLOBAL_REGION = "ap-southeast-1"
 CHINA_REGION = "cn-north-1"
 REGIONS = (GLOBAL_REGION, CHINA_REGION)
 SKIP_BUNDLING: dict[str, list[str]] = {"aws:cdk:bundling-stacks": []}
+OIDC_CONTEXT = {
+    "oidc_issuer": "https://idp.district.example.cn",
+    "oidc_jwks_url": "https://idp.district.example.cn/.well-known/jwks.json",
+    "oidc_audience": "smartzone-app",
+}
+"""The district IdP's values: required in aws-cn (no Cognito there), ignored elsewhere."""
 
 
 @dataclass
@@ -67,7 +73,10 @@ def synthesize(region: str, tmp_root: Path) -> Synth:
         from infra.nag import acknowledgments
 
         outdir = tmp_root / f"cdk-{region}"
-        app = build_app({**SKIP_BUNDLING, "region": region}, outdir=str(outdir))
+        context = {**SKIP_BUNDLING, "region": region}
+        if region == CHINA_REGION:
+            context.update(OIDC_CONTEXT)
+        app = build_app(context, outdir=str(outdir))
         assembly = app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
         (stack,) = assembly.stacks
         _cache[region] = Synth(region, outdir, stack.stack_name, acknowledgments(app))

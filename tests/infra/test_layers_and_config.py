@@ -10,6 +10,7 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 
 from infra.constructs import layers
+from infra.constructs.identity import IdentityConfigError, IdentitySettings
 from infra.constructs.layers import LayerBundlingError, PipLayerBundler
 from infra.stack import StackConfig, partition_of
 
@@ -98,6 +99,12 @@ def test_given_cdk_context_strings_then_config_converts_them() -> None:
         {"publish_attempts": 0},
         {"heartbeat_interval_s": 0},
         {"log_level": "LOUD"},
+        {"sweep_minutes": 0},
+        {"sweep_minutes": 61},
+        {"api_throttle_rate": 0},
+        {"cors_origins": " , "},
+        {"cors_origins": "http://evil.example"},
+        {"authorizer_cache_s": 7200},
     ],
 )
 def test_given_an_invalid_setting_then_config_refuses_it(bad: dict[str, Any]) -> None:
@@ -118,12 +125,61 @@ def test_given_no_region_context_then_the_app_takes_cdk_default_region(
 ) -> None:
     from infra.app import build_app
     from infra.stack import SmartZoneStack
-    from tests.infra.conftest import SKIP_BUNDLING
+    from tests.infra.conftest import OIDC_CONTEXT, SKIP_BUNDLING
 
     monkeypatch.setenv("CDK_DEFAULT_REGION", "cn-northwest-1")
     monkeypatch.delenv("CDK_DEFAULT_ACCOUNT", raising=False)
 
-    app = build_app(dict(SKIP_BUNDLING))
+    app = build_app({**SKIP_BUNDLING, **OIDC_CONTEXT})
 
     (stack,) = [c for c in app.node.children if isinstance(c, SmartZoneStack)]
     assert (stack.region, stack.partition_name, stack.tracing) == ("cn-northwest-1", "aws-cn", False)
+
+
+def test_given_cors_origins_as_a_string_or_a_list_then_config_reads_them_in_order() -> None:
+    class Node:
+        def __init__(self, context: dict[str, Any]) -> None:
+            self.context = context
+
+        def try_get_context(self, key: str) -> Any:
+            return self.context.get(key)
+
+    from_string = StackConfig.from_context(Node({"cors_origins": "https://a.example, https://b.example"}))
+    from_list = StackConfig.from_context(Node({"cors_origins": ["https://a.example", "https://b.example"]}))
+    assert (
+        from_string.cors_origin_list
+        == from_list.cors_origin_list
+        == ("https://a.example", "https://b.example")
+    )
+    assert StackConfig().cors_origin_list == ("*",)
+    assert StackConfig.from_context(Node({"sweep_minutes": "10"})).sweep_minutes == 10
+
+
+def test_given_china_without_oidc_context_then_identity_names_every_missing_value() -> None:
+    with pytest.raises(IdentityConfigError) as error:
+        IdentitySettings(use_cognito=False, oidc_issuer="https://idp.example.cn").validate()
+    message = str(error.value)
+    assert "oidc_jwks_url" in message and "oidc_audience" in message and "oidc_issuer," not in message
+
+
+def test_given_china_with_a_plain_http_issuer_then_identity_refuses_it() -> None:
+    settings = IdentitySettings(
+        use_cognito=False,
+        oidc_issuer="http://idp.example.cn",
+        oidc_jwks_url="https://idp.example.cn/jwks.json",
+        oidc_audience="smartzone",
+    )
+    with pytest.raises(IdentityConfigError, match="oidc_issuer"):
+        settings.validate()
+
+
+def test_given_a_global_region_then_identity_needs_no_oidc_context() -> None:
+    IdentitySettings(use_cognito=True).validate()
+
+
+def test_given_china_without_oidc_context_then_the_app_refuses_to_synthesize() -> None:
+    from infra.app import build_app
+    from tests.infra.conftest import SKIP_BUNDLING
+
+    with pytest.raises(IdentityConfigError, match="oidc_issuer"):
+        build_app({**SKIP_BUNDLING, "region": "cn-north-1"})

@@ -14,12 +14,17 @@ from tests.infra.conftest import Synth
 FUNCTIONS = {
     "telemetry": "IngestTelemetryFunction",
     "outbox": "NotificationsOutboxFunction",
+    "api": "ApiHandlerFunction",
+    "sweeper": "SweeperFunction",
 }
+"""The functions of every region (the TOKEN authorizer exists only in aws-cn: see test_api.py)."""
 COMMON_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
 EXPECTED_ENV = {
     "telemetry": COMMON_ENV
     | {"TABLE_NAME", "REJECTS_QUEUE_URL", "HEARTBEAT_INTERVAL_S", "MAX_READING_AGE_S", "MAX_FUTURE_SKEW_S"},
-    "outbox": COMMON_ENV | {"NOTIFICATIONS_TOPIC_ARN", "RETRY_QUEUE_URL", "PUBLISH_ATTEMPTS"},
+    "outbox": COMMON_ENV | {"TABLE_NAME", "NOTIFICATIONS_TOPIC_ARN", "RETRY_QUEUE_URL", "PUBLISH_ATTEMPTS"},
+    "api": COMMON_ENV | {"TABLE_NAME", "UPLOADS_BUCKET", "CURSOR_SECRET_ARN", "NOTIFICATIONS_TOPIC_ARN"},
+    "sweeper": COMMON_ENV | {"TABLE_NAME"},
 }
 TELEMETRY_SQL = (
     "SELECT ts, tilt_deg, battery_pct, seq, topic(3) AS device_id, timestamp() AS received_at "
@@ -92,14 +97,15 @@ def test_given_the_table_then_it_is_single_table_on_demand_with_stream_pitr_ttl_
     )
 
 
-def test_given_the_table_then_gsi1_and_gsi2_are_string_keyed_and_project_all(synth: Synth) -> None:
+def test_given_the_table_then_gsi1_to_gsi4_are_string_keyed_and_project_all(synth: Synth) -> None:
     _, table = synth.only("AWS::DynamoDB::Table")
     props = table["Properties"]
+    index_names = ("gsi1", "gsi2", "gsi3", "gsi4")
     assert {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]} == {
-        name: "S" for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+        name: "S" for name in ("pk", "sk", *(f"{i}{part}" for i in index_names for part in ("pk", "sk")))
     }
     indexes = {i["IndexName"]: i for i in props["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"gsi1", "gsi2"}
+    assert set(indexes) == set(index_names)
     for name, index in indexes.items():
         assert index["KeySchema"] == [
             {"AttributeName": f"{name}pk", "KeyType": "HASH"},
@@ -322,10 +328,9 @@ def test_given_china_then_functions_have_no_tracing_and_powertools_tracing_is_of
 
 
 def test_given_the_functions_then_each_has_its_own_role_without_managed_policies(synth: Synth) -> None:
-    roles = [
-        f["Properties"]["Role"]["Fn::GetAtt"][0] for f in synth.resources("AWS::Lambda::Function").values()
-    ]
-    assert len(set(roles)) == len(roles) == len(FUNCTIONS)
+    functions = synth.resources("AWS::Lambda::Function").values()
+    roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions]
+    assert len(set(roles)) == len(roles) == len(FUNCTIONS) + synth.region.startswith("cn-")
     for role in synth.resources("AWS::IAM::Role").values():
         assert "ManagedPolicyArns" not in role["Properties"]
 
@@ -344,7 +349,7 @@ def test_given_the_telemetry_role_then_it_may_read_and_write_the_table_but_never
     assert actions_on(statements, arn_of(rejects_id)) == {"sqs:SendMessage"}
 
 
-def test_given_the_outbox_role_then_it_reads_only_the_stream_and_sends_only_to_sns_and_its_queues(
+def test_given_the_outbox_role_then_it_reads_the_stream_writes_inbox_and_stats_and_sends_to_sns_and_queues(
     synth: Synth,
 ) -> None:
     _, function = synth.only("AWS::Lambda::Function", FUNCTIONS["outbox"])
@@ -353,7 +358,12 @@ def test_given_the_outbox_role_then_it_reads_only_the_stream_and_sends_only_to_s
     retry_id, _ = synth.only("AWS::SQS::Queue", "PublishRetryQueue")
     statements = statements_of_role(synth, function["Properties"]["Role"]["Fn::GetAtt"][0])
 
-    assert actions_on(statements, arn_of(table_id)) == set()
+    assert actions_on(statements, arn_of(table_id)) == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",
+    }
     assert actions_on(statements, {"Fn::GetAtt": [table_id, "StreamArn"]}) == {
         "dynamodb:DescribeStream",
         "dynamodb:GetRecords",
@@ -467,6 +477,9 @@ def test_given_the_stack_then_it_exports_what_operators_and_scripts_need(synth: 
         "ArchiveBucketName",
         "DevicePolicyName",
         "TelemetryRuleName",
+        "ApiUrl",
+        "UploadsBucketName",
+        "AuthorizerMode",
     } <= set(outputs)
     policy_id, _ = synth.only("AWS::IoT::Policy")
     assert outputs["DevicePolicyName"]["Value"] == ref(policy_id)

@@ -235,11 +235,19 @@ def test_given_a_comment_then_no_event() -> None:
     assert derive_event(change(order, commented(order))) is None
 
 
-def test_given_an_escalation_or_reassignment_without_status_change_then_no_event() -> None:
+def test_given_a_reassignment_without_status_change_then_no_event() -> None:
     order = tilt_order()
-    escalated = order.model_copy(update={"version": 2, "escalation_level": 1, "assignee": "tech-7"})
+    reassigned = order.model_copy(update={"version": 2, "assignee": "tech-7"})
 
-    assert derive_event(change(order, escalated)) is None
+    assert derive_event(change(order, reassigned)) is None
+
+
+def test_given_a_level_change_without_an_escalate_entry_then_no_escalation_event() -> None:
+    """Only a real escalation (level up and an ``escalate`` timeline entry) notifies dispatchers."""
+    order = tilt_order()
+    relabelled = order.model_copy(update={"version": 2, "escalation_level": 1})
+
+    assert derive_event(change(order, relabelled)) is None
 
 
 def test_given_an_order_removed_then_no_event() -> None:

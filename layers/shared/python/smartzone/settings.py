@@ -35,6 +35,17 @@ class Settings(BaseSettings):
     # Outbox
     publish_attempts: int = 3
     """Attempts to publish one event to SNS before it is parked in the retry queue."""
+    inbox_ttl_days: int = 180
+    """Inbox entries expire (DynamoDB TTL ``expires_at``) this many days after their event."""
+    event_marker_ttl_days: int = 14
+    """Per-event deduplication markers (``EVENT#<event_id>``) of the statistics expire after this:
+    far longer than any redelivery (stream records live 24 h)."""
+
+    # Sweeper
+    incident_min_devices: int = 5
+    """At least this many devices of one grid going offline in one sweep make one incident order."""
+    sweep_limit: int = 500
+    """Overdue orders escalated per sweeper run (the rest wait for the next run, earliest first)."""
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,13 @@
 Pure logic. The telemetry pipeline calls :func:`evaluate` repeatedly: each call applies readings
 newer than the state's watermark, in a deterministic order, and stops at the first alarm
 transition (which must be persisted before the rest are applied) or at the end of the batch.
+
+Maintenance windows (``silenced_at``): while a reading's device time is inside a window, no alarm
+is RAISED; the state still advances and clears still happen. When the window ends and the
+condition persists, the next reading raises.
+
+``offline`` has no value rule: the sweeper raises it (:mod:`smartzone.domain.offline`), and any
+applied reading clears an active ``offline`` track (the device is back).
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ class AlarmTrack(BaseModel):
     """Device time at which a running clear window started (values back to normal)."""
     worst: float | None = None
     """Worst value seen while the alarm is active (peak tilt, lowest battery)."""
+    incident: bool = False
+    """``offline`` only: ``order_id`` is a shared incident order (many devices of one grid)."""
 
 
 class DeviceState(BaseModel):
@@ -82,6 +91,8 @@ class AlarmTransition:
     value: float
     worst: float
     raised_at: int
+    incident: bool = False
+    """``offline`` only: ``order_id`` is a shared incident order (see :mod:`smartzone.domain.offline`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +155,16 @@ def _rules(profile: AlarmProfile) -> tuple[_Rule, ...]:
     )
 
 
-def _apply_rule(state: DeviceState, rule: _Rule, reading: Reading) -> AlarmTransition | None:
+def _apply_rule(
+    state: DeviceState, rule: _Rule, reading: Reading, silenced: bool = False
+) -> AlarmTransition | None:
     value = rule.value(reading)
     if value is None:
         return None
     key = rule.alarm_type.value
     track = state.alarms.get(key)
     if track is None or not track.active:
-        if not rule.abnormal(value):
+        if silenced or not rule.abnormal(value):
             return None
         previous_order = track.order_id if track else None
         alarm_id = make_alarm_id(reading.device_id, rule.alarm_type, reading.ts)
@@ -195,17 +208,47 @@ def _apply_rule(state: DeviceState, rule: _Rule, reading: Reading) -> AlarmTrans
     return transition
 
 
+def _clear_offline(state: DeviceState, reading: Reading, previous_seen: int | None) -> AlarmTransition | None:
+    """Any applied reading ends an active ``offline`` alarm; ``value``: seconds without data."""
+    track = state.alarms.get(AlarmType.OFFLINE.value)
+    if track is None or not track.active:
+        return None
+    raised_at = track.raised_at if track.raised_at is not None else reading.ts
+    since = previous_seen if previous_seen is not None else raised_at
+    silent_s = max(0.0, (reading.ts - since) / 1000)
+    transition = AlarmTransition(
+        TransitionKind.CLEARED,
+        AlarmType.OFFLINE,
+        reading.device_id,
+        track.alarm_id or "",
+        track.order_id or "",
+        False,
+        reading.ts,
+        silent_s,
+        max(silent_s, track.worst or 0.0),
+        raised_at,
+        track.incident,
+    )
+    state.alarms[AlarmType.OFFLINE.value] = AlarmTrack(
+        active=False, order_id=track.order_id, incident=track.incident
+    )
+    return transition
+
+
 def evaluate(
     state: DeviceState,
     profile: AlarmProfile,
     readings: Sequence[Reading],
     *,
     heartbeat_interval_ms: int,
+    silenced_at: Callable[[int], bool] | None = None,
 ) -> Evaluation:
     """Apply the readings newer than the watermark, in order, up to the first reading that
     causes a transition (every rule is applied to that reading).
 
     ``readings`` must be :func:`dedupe_sorted`. The input state is not modified.
+    ``silenced_at(device_time_ms)`` is true inside a maintenance window: no alarm is raised for
+    such a reading (clears still happen, the state still advances).
     """
     work = state.model_copy(deep=True)
     applied = False
@@ -214,12 +257,16 @@ def evaluate(
         if work.watermark is not None and reading.ts <= work.watermark:
             continue
         applied = True
+        previous_seen = work.last_seen
         work.watermark = reading.ts
         work.last_seen = reading.ts
         work.last_tilt = reading.tilt_deg
         if reading.has_battery:
             work.last_battery = reading.battery_pct
-        transitions = tuple(t for t in (_apply_rule(work, rule, reading) for rule in rules) if t is not None)
+        silenced = silenced_at is not None and silenced_at(reading.ts)
+        found = [_clear_offline(work, reading, previous_seen)]
+        found.extend(_apply_rule(work, rule, reading, silenced) for rule in rules)
+        transitions = tuple(t for t in found if t is not None)
         if transitions:
             work.heartbeat_at = work.last_seen
             return Evaluation(work, transitions, True)

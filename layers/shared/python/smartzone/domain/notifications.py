@@ -10,12 +10,27 @@ calls :func:`derive_event`, which yields at most ONE :class:`OutboundEvent` per 
 | MODIFY, ``sensor_normal`` became true             | ``alarm_cleared``      |
 | MODIFY, ``reraise_count`` grew                    | ``alarm_reraised``     |
 | MODIFY, any other status change                   | ``order_status_changed``|
-| MODIFY without any of these (comment, escalation) | none                   |
+| MODIFY, ``escalation_level`` grew (with the       | ``order_escalated``    |
+| ``escalate`` timeline entry of that write)        |                        |
+| MODIFY without any of these (comment, reassign)   | none                   |
 | REMOVE                                            | none                   |
 
 The first matching row wins (a write that clears the alarm and closes the order is one
 ``order_closed`` event whose text says both). The event id ``<order_id>:v<version>`` is stable:
 a redelivered stream record yields the same id, so consumers deduplicate on it.
+
+Every event carries the SNS message attributes ``grid_id``, ``category``, ``severity``,
+``event_type`` and ``event_id``; grid workers subscribe with ``{"grid_id": ["G03"]}``.
+Escalations (``order_escalated``: the sweeper found the order overdue, or a dispatcher escalated
+it) are meant for the command centre and also carry ``audience`` = ``dispatchers``; dispatchers
+subscribe to the same topic with the filter policy (scope ``MessageAttributes``)::
+
+    {"audience": ["dispatchers"]}            # or, equivalently today:
+    {"event_type": ["order_escalated"]}
+
+A grid worker's ``grid_id`` policy also matches the escalations of their grid's orders (they see
+that their order is overdue); add ``"event_type": [{"anything-but": ["order_escalated"]}]`` to
+their policy to keep them out.
 """
 
 from __future__ import annotations
@@ -36,6 +51,7 @@ from smartzone.domain.workorders import (
     SYSTEM_ROLE,
     OrderStatus,
     SensorReading,
+    TimelineEntry,
     WorkOrder,
 )
 
@@ -64,6 +80,13 @@ class OutboundEventType(StrEnum):
     ALARM_CLEARED = "alarm_cleared"
     ALARM_RERAISED = "alarm_reraised"
     ORDER_STATUS_CHANGED = "order_status_changed"
+    ORDER_ESCALATED = "order_escalated"
+
+
+DISPATCHERS_AUDIENCE = "dispatchers"
+AUDIENCE_OF_EVENT = {OutboundEventType.ORDER_ESCALATED: DISPATCHERS_AUDIENCE}
+"""Events addressed to a group beyond the order's grid (message attribute ``audience``)."""
+ESCALATE_ACTION = "escalate"
 
 
 EVENT_LABEL_ZH = {
@@ -72,6 +95,7 @@ EVENT_LABEL_ZH = {
     OutboundEventType.ALARM_CLEARED: "告警解除",
     OutboundEventType.ALARM_RERAISED: "告警复发",
     OutboundEventType.ORDER_STATUS_CHANGED: "状态变更",
+    OutboundEventType.ORDER_ESCALATED: "超时升级",
 }
 ALARM_LABEL_ZH = {
     AlarmType.TILT: "倾斜告警",
@@ -115,6 +139,9 @@ class OutboundEvent(BaseModel):
             "event_type": self.event_type.value,
             "event_id": self.event_id,
         }
+        audience = AUDIENCE_OF_EVENT.get(self.event_type)
+        if audience is not None:
+            values["audience"] = audience
         return {name: {"DataType": "String", "StringValue": value} for name, value in values.items()}
 
     def to_json(self) -> str:
@@ -178,11 +205,22 @@ def _status_changed(old: WorkOrder, new: WorkOrder) -> bool:
     return new.status is not old.status
 
 
+def _escalated(old: WorkOrder, new: WorkOrder) -> bool:
+    """The level grew through an escalation (every escalation appends an ``escalate`` entry)."""
+    return new.escalation_level > old.escalation_level and _escalate_entry(old, new) is not None
+
+
+def _escalate_entry(old: WorkOrder | None, new: WorkOrder) -> TimelineEntry | None:
+    appended = new.timeline[len(old.timeline) :] if old is not None else new.timeline
+    return next((e for e in reversed(appended) if e.action == ESCALATE_ACTION), None)
+
+
 MODIFY_RULES: tuple[tuple[OutboundEventType, Callable[[WorkOrder, WorkOrder], bool]], ...] = (
     (OutboundEventType.ORDER_CLOSED, _became_closed),
     (OutboundEventType.ALARM_CLEARED, _sensor_cleared),
     (OutboundEventType.ALARM_RERAISED, _reraised),
     (OutboundEventType.ORDER_STATUS_CHANGED, _status_changed),
+    (OutboundEventType.ORDER_ESCALATED, _escalated),
 )
 """Checked in order; the first that matches names the event of a modification."""
 
@@ -382,12 +420,27 @@ def _status_text(old: WorkOrder | None, new: WorkOrder) -> str:
     )
 
 
+def _escalated_text(old: WorkOrder | None, new: WorkOrder) -> str:
+    entry = _escalate_entry(old, new)
+    by_sweeper = entry is not None and entry.role == SYSTEM_ROLE
+    why = "已超时" if by_sweeper else "已由调度"
+    note = entry.note.strip().rstrip("。") if entry is not None and entry.note else ""
+    if note.startswith("升级至"):  # the lifecycle's own "升级至 N 级。<note>": the level is said already
+        note = note.partition("。")[2].strip()
+    return (
+        f"【{EVENT_LABEL_ZH[OutboundEventType.ORDER_ESCALATED]}】工单 {new.order_id}({alarm_name(new)})"
+        f"{why},升级至第{new.escalation_level}级,请调度处理。{location_text(new)},"
+        f"{_state_sentence(new)}。{f'{note}。' if note else ''}{_footer(new, new.updated_at)}"
+    )
+
+
 TEXT_BUILDERS: dict[OutboundEventType, Callable[[WorkOrder | None, WorkOrder], str]] = {
     OutboundEventType.ORDER_CREATED: _created_text,
     OutboundEventType.ALARM_CLEARED: _cleared_text,
     OutboundEventType.ORDER_CLOSED: _closed_text,
     OutboundEventType.ALARM_RERAISED: _reraised_text,
     OutboundEventType.ORDER_STATUS_CHANGED: _status_text,
+    OutboundEventType.ORDER_ESCALATED: _escalated_text,
 }
 
 

@@ -5,6 +5,19 @@ reordered or concurrent deliveries can never create a second open alarm or order
 a :class:`DeviceConflict`, reloads the device and re-evaluates (its readings are then older than
 the watermark and dropped). The order update has ordered alternatives chosen by condition, e.g. a
 clearance flags a working order, closes a resolved one, or only records itself on a closed one.
+
+``offline`` alarms (raised by the sweeper, cleared by telemetry) use the same transaction:
+
+- a single device's offline order is an ordinary sensor order without a reading; its clearance
+  (the device reports again) flags it ``sensor_normal`` like any other clearance, with a note
+  saying how long the device was silent;
+- many devices of one grid share one incident order: :meth:`AlarmStore.create_incident` puts it
+  once (conditional put, a repeat is a no-op), then each device's transaction attaches to it
+  (a condition check when the order already lists the device, else an update appending the
+  device and its alarm; a fresh per-device order when the incident is no longer open). When such a
+  device reports again, its clearance records the device on the incident (``devices_back`` and a
+  timeline entry) and releases the device's reference to it. Nothing closes an incident
+  automatically: it has no single sensor behind it, so ``resolve`` closes it directly.
 """
 
 from __future__ import annotations
@@ -16,16 +29,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from smartzone.domain.alarms import AlarmTransition, DeviceState, TransitionKind, make_order_id
+from smartzone.domain.alarms import AlarmTransition, AlarmType, DeviceState, TransitionKind, make_order_id
 from smartzone.domain.registry import Device
 from smartzone.domain.sla import next_due_ms, target_for
-from smartzone.domain.timeutil import to_iso
+from smartzone.domain.timeutil import to_iso, to_local_display
 from smartzone.domain.workorders import (
     CATEGORY_OF_ALARM,
     FINAL_STATUSES,
     WORKING_STATUSES,
     OrderStatus,
     SensorReading,
+    WorkOrder,
     new_sensor_order,
     system_entry,
     unit_of,
@@ -62,6 +76,18 @@ def _fmt(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
+def _duration_zh(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} 分钟"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} 小时 {rest} 分钟" if rest else f"{hours} 小时"
+
+
+def _is_offline(t: AlarmTransition) -> bool:
+    return t.alarm_type is AlarmType.OFFLINE
+
+
 @dataclass(slots=True)
 class _Op:
     """One TransactWriteItems entry, with what choosing it does to the device state."""
@@ -85,6 +111,18 @@ def _use_order(alarm_type: str, order_id: str) -> Callable[[DeviceState], None]:
         track = state.alarms.get(alarm_type)
         if track is not None:
             track.order_id = order_id
+
+    return patch
+
+
+def _own_order(alarm_type: str, order_id: str | None) -> Callable[[DeviceState], None]:
+    """The track refers to ``order_id`` (``None``: to no order), not to an incident any more."""
+
+    def patch(state: DeviceState) -> None:
+        track = state.alarms.get(alarm_type)
+        if track is not None:
+            track.order_id = order_id
+            track.incident = False
 
     return patch
 
@@ -128,6 +166,17 @@ class AlarmStore:
     ) -> dict[str, Any]:
         order = new_sensor_order(device, transition, now_ms)
         order = order.model_copy(update={"order_id": order_id})
+        if _is_offline(transition):
+            last_seen = transition.at - int(transition.value * 1000)
+            extra = f"最后一次上报:{to_local_display(last_seen)}(北京时间),已 {_duration_zh(transition.value)}无数据。"
+            first = order.timeline[0].model_copy(update={"note": f"告警触发:{order.description}{extra}"})
+            order = order.model_copy(
+                update={"reading": None, "description": order.description + extra, "timeline": [first]}
+            )
+        return self._order_put(order)
+
+    def _order_put(self, order: WorkOrder) -> dict[str, Any]:
+        order_id = order.order_id
         data = order.model_dump(mode="json", exclude_none=True, by_alias=True)
         due = next_due_ms(order)
         return self._put(
@@ -200,6 +249,8 @@ class AlarmStore:
     # -- alternatives per transition -------------------------------------------------------------
     def _raise_ops(self, device: Device, t: AlarmTransition, now_ms: int) -> list[list[_Op]]:
         key = t.alarm_type.value
+        if t.incident:
+            return self._incident_raise_ops(device, t, now_ms)
         if not t.attach:
             return [
                 [
@@ -209,16 +260,21 @@ class AlarmStore:
             ]
         now = to_iso(now_ms)
         unit = "°" if key == "tilt" else "%"
-        note = f"告警再次触发:{_fmt(t.value)}{unit},并入本工单"
+        if _is_offline(t):
+            note = f"设备再次离线(已 {_duration_zh(t.value)}无数据),并入本工单"
+        else:
+            note = f"告警再次触发:{_fmt(t.value)}{unit},并入本工单"
         reraise = system_entry(now_ms, "alarm_reraised", note).to_item()
         common_sets = [
-            "reading = :rd",
             "sensor_normal = :f",
             "reraise_count = if_not_exists(reraise_count, :zero) + :one",
             "alarm_ids = list_append(alarm_ids, :aid)",
             "updated_at = :now",
         ]
-        common_values = {":f": False, ":zero": 0, ":aid": [t.alarm_id], ":now": now, ":rd": _reading(t)}
+        common_values: dict[str, Any] = {":f": False, ":zero": 0, ":aid": [t.alarm_id], ":now": now}
+        if not _is_offline(t):
+            common_sets.insert(0, "reading = :rd")
+            common_values[":rd"] = _reading(t)
         attach = self._order_update(t.order_id, common_sets, WORKING_STATUSES, common_values, [reraise])
         reopen_entry = system_entry(
             now_ms,
@@ -249,18 +305,93 @@ class AlarmStore:
             ],
         ]
 
+    def _incident_raise_ops(self, device: Device, t: AlarmTransition, now_ms: int) -> list[list[_Op]]:
+        """Attach to a shared incident order: listed already (created for this sweep) → a condition
+        check; open but not listing the device (joining later) → append it; no longer open → the
+        device gets its own order."""
+        key = t.alarm_type.value
+        open_statuses = sorted(WORKING_STATUSES)
+        placeholders = [f":cs{i}" for i in range(len(open_statuses))]
+        status_values = {p: st.value for p, st in zip(placeholders, open_statuses, strict=True)}
+        is_open = f"attribute_exists(pk) AND #st IN ({', '.join(placeholders)})"
+        check = {
+            "ConditionCheck": {
+                "TableName": self.table_name,
+                "Key": to_item(keys.order_key(t.order_id)),
+                "ConditionExpression": f"{is_open} AND contains(alarm_ids, :aid)",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": {
+                    k: serialize(v) for k, v in {**status_values, ":aid": t.alarm_id}.items()
+                },
+            }
+        }
+        joined = system_entry(
+            now_ms,
+            "incident_joined",
+            f"{device.short_name}({device.device_id})离线(已 {_duration_zh(t.value)}无数据),并入本事件",
+        ).to_item()
+        join = self._order_update(
+            t.order_id,
+            [
+                "alarm_ids = list_append(alarm_ids, :aid)",
+                "device_ids = list_append(if_not_exists(device_ids, :empty), :dev)",
+                "updated_at = :now",
+            ],
+            WORKING_STATUSES,
+            {":aid": [t.alarm_id], ":dev": [device.device_id], ":empty": [], ":now": to_iso(now_ms)},
+            [joined],
+        )
+        fresh_id = make_order_id(device.device_id, t.alarm_type, t.at)
+        return [
+            [_Op(self._alarm_put(device, t, t.order_id), "alarm"), _Op(check, "order")],
+            [_Op(self._alarm_put(device, t, t.order_id), "alarm"), _Op(join, "order")],
+            [
+                _Op(self._alarm_put(device, t, fresh_id), "alarm"),
+                _Op(self._new_order(device, t, fresh_id, now_ms), "order", _own_order(key, fresh_id)),
+            ],
+        ]
+
+    def _incident_clear_ops(self, device: Device, t: AlarmTransition, now_ms: int) -> list[list[_Op]]:
+        """A device of an incident is back: record it on the incident (any status) and release it."""
+        release = _own_order(t.alarm_type.value, None)
+        clear_alarm = self._alarm_clear(device, t)
+        back = system_entry(
+            now_ms,
+            "device_back",
+            f"{device.short_name}({device.device_id})恢复上报(离线 {_duration_zh(t.value)})",
+        ).to_item()
+        record = self._update(
+            keys.order_key(t.order_id),
+            "SET devices_back = list_append(if_not_exists(devices_back, :empty), :dev), "
+            "timeline = list_append(timeline, :tl), updated_at = :now, version = version + :one",
+            "attribute_exists(pk)",
+            {":dev": [device.device_id], ":empty": [], ":tl": [back], ":now": to_iso(now_ms), ":one": 1},
+            {},
+        )
+        del record["Update"]["ExpressionAttributeNames"]
+        return [
+            [_Op(clear_alarm, "alarm"), _Op(record, "order", release)],
+            [_Op(clear_alarm, "alarm", release)],  # the order no longer exists
+        ]
+
     def _clear_ops(self, device: Device, t: AlarmTransition, now_ms: int) -> list[list[_Op]]:
         key = t.alarm_type.value
         clear_alarm = _Op(self._alarm_clear(device, t), "alarm")
         if not t.order_id:
             return [[clear_alarm]]
+        if t.incident:
+            return self._incident_clear_ops(device, t, now_ms)
         now = to_iso(now_ms)
         unit = "°" if key == "tilt" else "%"
-        cleared = system_entry(
-            now_ms, "alarm_cleared", f"传感器恢复正常({_fmt(t.value)}{unit}),告警解除"
-        ).to_item()
-        sets = ["reading = :rd", "sensor_normal = :t", "sensor_normal_at = :now", "updated_at = :now"]
-        values = {":t": True, ":now": now, ":rd": _reading(t)}
+        sets = ["sensor_normal = :t", "sensor_normal_at = :now", "updated_at = :now"]
+        values: dict[str, Any] = {":t": True, ":now": now}
+        if _is_offline(t):
+            note = f"设备恢复上报(离线 {_duration_zh(t.value)}),离线告警解除"
+        else:
+            note = f"传感器恢复正常({_fmt(t.value)}{unit}),告警解除"
+            sets.insert(0, "reading = :rd")
+            values[":rd"] = _reading(t)
+        cleared = system_entry(now_ms, "alarm_cleared", note).to_item()
         flag = self._order_update(t.order_id, sets, WORKING_STATUSES, values, [cleared])
         closed_entry = system_entry(
             now_ms,
@@ -343,3 +474,19 @@ class AlarmStore:
             if not advanced:  # TransactionConflict / throttling inside the transaction: back off
                 time.sleep(min(0.05 * 2**attempt, 0.5))
         raise TransientStoreError(f"transaction for {device.device_id} did not settle")
+
+    # -- incidents -------------------------------------------------------------------------------
+    def create_incident(self, order: WorkOrder, device_ids: list[str]) -> bool:
+        """Put a shared incident order once (listing ``device_ids``); ``False`` when it already
+        exists (a repeated sweep)."""
+        put = self._order_put(order)["Put"]
+        put["Item"]["device_ids"] = {"L": [{"S": d} for d in device_ids]}
+        try:
+            client("dynamodb").put_item(
+                TableName=put["TableName"], Item=put["Item"], ConditionExpression=put["ConditionExpression"]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

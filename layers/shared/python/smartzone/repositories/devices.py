@@ -8,12 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from smartzone.domain.alarms import DeviceState
-from smartzone.domain.registry import Device, Grid
+from smartzone.domain.registry import Device, Grid, GridWorker, MaintenanceWindow
 from smartzone.domain.timeutil import to_iso
 from smartzone.repositories import keys
 from smartzone.repositories.clients import client
-from smartzone.repositories.codec import from_item, to_item
+from smartzone.repositories.codec import from_item, serialize, to_item
 
 BATCH_GET_LIMIT = 100
 _REGISTRY_FIELDS = (
@@ -240,6 +242,293 @@ class DeviceRepository:
             else:
                 raise TransientStoreError(f"{len(request[self.table_name])} items left unprocessed")
 
+    # --- issue 3: the registry API (devices and grids by key or index Query, never Scan) -------
+
+    def query_devices(
+        self, grid_id: str | None, *, limit: int, start_key: dict[str, Any] | None = None
+    ) -> DevicePage:
+        """One index page of devices in id order: a grid's (gsi1 ``GRIDDEVICES#<grid>``) or all
+        (gsi2 ``DEVICES``). Each row carries its index key, so a caller that stops mid-page can
+        resume right after any row."""
+        index, pk_name, sk_name, value = (
+            (keys.GSI2, "gsi2pk", "gsi2sk", "DEVICES")
+            if grid_id is None
+            else (keys.GSI1, "gsi1pk", "gsi1sk", f"GRIDDEVICES#{grid_id}")
+        )
+        params: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": pk_name},
+            "ExpressionAttributeValues": {":p": {"S": value}},
+            "Limit": limit,
+        }
+        if start_key:
+            params["ExclusiveStartKey"] = start_key
+        response = client("dynamodb").query(**params)
+        rows = [
+            (device_from_item(item), {k: item[k] for k in ("pk", "sk", pk_name, sk_name) if k in item})
+            for item in response.get("Items", [])
+        ]
+        return DevicePage(rows=rows, last_key=response.get("LastEvaluatedKey"))
+
+    def grid_devices(self, grid_id: str) -> list[DeviceRecord]:
+        """Every device of a grid (gsi1 Query, all pages)."""
+        out: list[DeviceRecord] = []
+        start: dict[str, Any] | None = None
+        while True:
+            page = self.query_devices(grid_id, limit=500, start_key=start)
+            out.extend(record for record, _ in page.rows)
+            if not page.last_key:
+                return out
+            start = page.last_key
+
+    def register_devices(self, devices: list[Device]) -> dict[str, str]:
+        """Create or update devices' registry records; ``created``/``updated``/``unchanged`` by id.
+
+        Hot state, version and maintenance windows of existing devices are never touched (windows
+        have their own endpoints); unchanged devices cost no write. Reads one BatchGetItem per
+        100 devices, writes new devices with BatchWriteItem and changed ones with UpdateItem.
+        """
+        existing = self.batch_get([d.device_id for d in devices])
+        outcome: dict[str, str] = {}
+        new: list[Device] = []
+        for device in devices:
+            current = existing.get(device.device_id)
+            if current is None:
+                new.append(device.model_copy(update={"maintenance": []}))
+                outcome[device.device_id] = "created"
+                continue
+            merged = device.model_copy(update={"maintenance": current.device.maintenance})
+            if merged == current.device:
+                outcome[device.device_id] = "unchanged"
+            else:
+                self._update_registry_fields(merged)
+                outcome[device.device_id] = "updated"
+        self._batch_write([device_to_item(d) for d in new])
+        return outcome
+
+    def _update_registry_fields(self, device: Device) -> None:
+        """Like :meth:`update_registry`, but leaves ``maintenance`` alone (no lost window)."""
+        attributes = {
+            k: v
+            for k, v in device_to_item(device).items()
+            if k not in ("pk", "sk", "state", "version", "maintenance")
+        }
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values = {f":a{i}": value for i, value in enumerate(attributes.values())}
+        assignments = [f"#a{i} = :a{i}" for i in range(len(attributes))]
+        assignments += [
+            "#st = if_not_exists(#st, :st0)",
+            "#ver = if_not_exists(#ver, :ver0)",
+            "#mw = if_not_exists(#mw, :mw0)",
+        ]
+        client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key=to_item(keys.device_key(device.device_id)),
+            UpdateExpression="SET " + ", ".join(assignments),
+            ExpressionAttributeNames={**names, "#st": "state", "#ver": "version", "#mw": "maintenance"},
+            ExpressionAttributeValues={
+                **values,
+                ":st0": {"S": state_json(DeviceState())},
+                ":ver0": {"N": "0"},
+                ":mw0": {"L": []},
+            },
+        )
+
+    def change_maintenance(
+        self,
+        device_id: str,
+        change: Callable[[list[MaintenanceWindow]], list[MaintenanceWindow] | None],
+        *,
+        item: dict[str, Any] | None = None,
+        attempts: int = 5,
+    ) -> DeviceRecord | None:
+        """Rewrite a device's maintenance windows as ``change(current)`` decides (None: no write).
+
+        One conditional UpdateItem of the ``maintenance`` attribute only, guarded by the list read
+        (a concurrent change is re-read and ``change`` called again); hot state is not touched.
+        ``item``: the device item already read (e.g. from an index page) for the first attempt.
+        Returns the device as written (or as read when nothing changed); None when it does not exist.
+        """
+        for _ in range(attempts):
+            if item is None:
+                item = (
+                    client("dynamodb")
+                    .get_item(
+                        TableName=self.table_name,
+                        Key=to_item(keys.device_key(device_id)),
+                        ConsistentRead=True,
+                    )
+                    .get("Item")
+                )
+                if not item:
+                    return None
+            record = device_from_item(item)
+            windows = change(list(record.device.maintenance))
+            if windows is None:
+                return record
+            old = item.get("maintenance")
+            new_value = serialize([w.model_dump(mode="json") for w in windows])
+            condition = "attribute_exists(pk) AND " + (
+                "#mw = :old" if old is not None else "attribute_not_exists(#mw)"
+            )
+            values: dict[str, Any] = {":new": new_value}
+            if old is not None:
+                values[":old"] = old
+            try:
+                client("dynamodb").update_item(
+                    TableName=self.table_name,
+                    Key=to_item(keys.device_key(device_id)),
+                    UpdateExpression="SET #mw = :new",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#mw": "maintenance"},
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                item = None
+                continue
+            record.device = record.device.model_copy(update={"maintenance": windows})
+            return record
+        raise TransientStoreError(f"maintenance windows of {device_id} keep changing")
+
+    def grid_device_items(self, grid_id: str) -> list[dict[str, Any]]:
+        """The raw items of a grid's devices (gsi1 Query, all pages), for conditional rewrites."""
+        out: list[dict[str, Any]] = []
+        params: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": keys.GSI1,
+            "KeyConditionExpression": "gsi1pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": f"GRIDDEVICES#{grid_id}"}},
+        }
+        while True:
+            response = client("dynamodb").query(**params)
+            out.extend(response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                return out
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # grids
+
+    def query_grids(self, *, limit: int, start_key: dict[str, Any] | None = None) -> GridPage:
+        """One page of grids in id order (gsi2 ``GRIDS``)."""
+        params: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": keys.GSI2,
+            "KeyConditionExpression": "gsi2pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": "GRIDS"}},
+            "Limit": limit,
+        }
+        if start_key:
+            params["ExclusiveStartKey"] = start_key
+        response = client("dynamodb").query(**params)
+        rows = [
+            (grid_from_item(item), {k: item[k] for k in ("pk", "sk", "gsi2pk", "gsi2sk")})
+            for item in response.get("Items", [])
+        ]
+        return GridPage(rows=rows, last_key=response.get("LastEvaluatedKey"))
+
+    def get_grids(self, grid_ids: list[str]) -> dict[str, Grid]:
+        """Grids by id (BatchGetItem; unknown ids absent)."""
+        found: dict[str, Grid] = {}
+        ids = sorted(set(grid_ids))
+        for start in range(0, len(ids), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [to_item(keys.grid_key(i)) for i in ids[start : start + BATCH_GET_LIMIT]]
+                }
+            }
+            for attempt in range(self.max_unprocessed_retries + 1):
+                response = client("dynamodb").batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self.table_name, []):
+                    grid = grid_from_item(raw)
+                    found[grid.grid_id] = grid
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise TransientStoreError("grid keys left unprocessed")
+        return found
+
+    def save_grid_fields(self, grid_id: str, name: str, community: str) -> tuple[Grid, bool]:
+        """Create a grid or set its name and community; its workers and boundary are kept.
+
+        Returns the grid as stored and whether it was created."""
+        response = client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key=to_item(keys.grid_key(grid_id)),
+            UpdateExpression=(
+                "SET #n = :n, #c = :c, grid_id = :g, entity = :e, gsi2pk = :g2p, gsi2sk = :g2s, "
+                "workers = if_not_exists(workers, :empty)"
+            ),
+            ExpressionAttributeNames={"#n": "name", "#c": "community"},
+            ExpressionAttributeValues=to_item(
+                {
+                    ":n": name,
+                    ":c": community,
+                    ":g": grid_id,
+                    ":e": "grid",
+                    ":g2p": keys.grid_index_keys(grid_id)["gsi2pk"],
+                    ":g2s": keys.grid_index_keys(grid_id)["gsi2sk"],
+                }
+            )
+            | {":empty": {"L": []}},
+            ReturnValues="ALL_OLD",
+        )
+        created = not response.get("Attributes")
+        grid = Grid(grid_id=grid_id, name=name, community=community)
+        if not created:
+            old = grid_from_item(response["Attributes"])
+            grid = grid.model_copy(update={"workers": old.workers})
+        return grid, created
+
+    def change_grid_workers(
+        self,
+        grid_id: str,
+        change: Callable[[Grid], list[GridWorker] | None],
+        *,
+        attempts: int = 5,
+    ) -> Grid | None:
+        """Rewrite a grid's worker list as ``change(grid)`` decides (None: no write), guarded by the
+        list read (one conditional UpdateItem; re-read and re-decided on a race).
+        Returns the grid as written, or None when the grid does not exist."""
+        for _ in range(attempts):
+            item = (
+                client("dynamodb")
+                .get_item(TableName=self.table_name, Key=to_item(keys.grid_key(grid_id)), ConsistentRead=True)
+                .get("Item")
+            )
+            if not item:
+                return None
+            grid = grid_from_item(item)
+            workers = change(grid)
+            if workers is None:
+                return grid
+            old = item.get("workers")
+            values: dict[str, Any] = {":new": serialize([w.model_dump(mode="json") for w in workers])}
+            condition = "attribute_exists(pk) AND " + (
+                "workers = :old" if old is not None else "attribute_not_exists(workers)"
+            )
+            if old is not None:
+                values[":old"] = old
+            try:
+                client("dynamodb").update_item(
+                    TableName=self.table_name,
+                    Key=to_item(keys.grid_key(grid_id)),
+                    UpdateExpression="SET workers = :new",
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                continue
+            return grid.model_copy(update={"workers": workers})
+        raise TransientStoreError(f"workers of grid {grid_id} keep changing")
+
 
 def seen_values(device: Device, state: DeviceState) -> dict[str, str]:
     """``:g3p``/``:g3s``: the last-seen index entry (offline detection) for a state write."""
@@ -267,3 +556,17 @@ class RegistryWriteResult:
     created: int
     updated: int
     unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePage:
+    """One index page of devices: each row with its index key (a resume point), and the last key."""
+
+    rows: list[tuple[DeviceRecord, dict[str, Any]]]
+    last_key: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class GridPage:
+    rows: list[tuple[Grid, dict[str, Any]]]
+    last_key: dict[str, Any] | None

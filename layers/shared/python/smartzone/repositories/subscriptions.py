@@ -22,7 +22,7 @@ from smartzone.domain.registry import GridWorker
 from smartzone.repositories.clients import client
 
 Protocol = Literal["email", "https"]
-Status = Literal["created", "exists", "updated", "conflict"]
+Status = Literal["created", "exists", "updated", "conflict", "narrowed", "removed", "absent"]
 PENDING = "PendingConfirmation"
 """What SNS lists instead of an ARN while a subscription waits for its endpoint to confirm it."""
 FILTER_ATTRIBUTE = "grid_id"
@@ -173,3 +173,31 @@ def subscribe_worker(
         targets = [t for t in worker_endpoints(worker) if protocol is None or t.protocol == protocol]
     subs = existing if existing is not None else TopicSubscriptions(topic_arn)
     return [subscribe_endpoint(topic_arn, t.protocol, t.endpoint, grid_id, existing=subs) for t in targets]
+
+
+def unsubscribe_worker(
+    topic_arn: str, worker: GridWorker, grid_id: str, *, existing: TopicSubscriptions | None = None
+) -> list[SubscriptionOutcome]:
+    """Stop a worker's endpoints receiving ``grid_id``: the grid leaves their filter policy, and an
+    endpoint left with no grid is unsubscribed (offboarding: least privilege at once)."""
+    subs = existing if existing is not None else TopicSubscriptions(topic_arn)
+    sns = client("sns")
+    outcomes: list[SubscriptionOutcome] = []
+    for target in worker_endpoints(worker):
+        arn = subs.find(target.protocol, target.endpoint)
+        if arn is None or arn == PENDING:
+            outcomes.append(SubscriptionOutcome(target.protocol, target.endpoint, grid_id, "absent", None))
+            continue
+        raw = sns.get_subscription_attributes(SubscriptionArn=arn).get("Attributes", {}).get("FilterPolicy")
+        policy: dict[str, Any] = json.loads(raw) if raw else {}
+        grids = [g for g in policy.get(FILTER_ATTRIBUTE, []) if isinstance(g, str) and g != grid_id]
+        if grids:
+            policy[FILTER_ATTRIBUTE] = grid_filter_policy(*grids)[FILTER_ATTRIBUTE]
+            sns.set_subscription_attributes(
+                SubscriptionArn=arn, AttributeName="FilterPolicy", AttributeValue=_policy_json(policy)
+            )
+            outcomes.append(SubscriptionOutcome(target.protocol, target.endpoint, grid_id, "narrowed", arn))
+        else:
+            sns.unsubscribe(SubscriptionArn=arn)
+            outcomes.append(SubscriptionOutcome(target.protocol, target.endpoint, grid_id, "removed", arn))
+    return outcomes
