@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from smartzone.domain.inbox import DEFAULT_INBOX_TTL_DAYS, entry_of, expires_at, recipients
+from smartzone.domain.inbox import (
+    DEFAULT_INBOX_TTL_DAYS,
+    addressed_to_dispatchers,
+    entry_of,
+    expires_at,
+    recipients,
+)
 from smartzone.domain.notifications import OutboundEvent
 from smartzone.domain.statistics import stats_update
 from smartzone.domain.timeutil import now_ms
@@ -23,6 +29,7 @@ from smartzone.observability import logger, metrics
 from smartzone.repositories.devices import DeviceRepository
 from smartzone.repositories.inbox import InboxRepository
 from smartzone.repositories.stats import StatsRepository
+from smartzone.repositories.users import dispatcher_usernames
 from smartzone.settings import Settings
 
 DEFAULT_MARKER_TTL_DAYS = 14
@@ -51,7 +58,8 @@ class InboxSink:
     def deliver(self, event: OutboundEvent) -> None:
         grid = self.devices.get_grid(event.grid_id)
         workers = [worker.worker_id for worker in grid.workers] if grid is not None else []
-        people = recipients(event, workers)
+        dispatchers = dispatcher_usernames(self.devices.table_name) if addressed_to_dispatchers(event) else []
+        people = recipients(event, workers, dispatchers)
         if not people:
             logger.warning("nobody to file the event in an inbox for", extra={"grid_found": grid is not None})
             return

@@ -186,6 +186,30 @@ def test_given_an_order_assigned_to_a_technician_then_the_technician_gets_it_too
     assert len(inbox_of(resources.table_name, "gw-g03-01")) == 1
 
 
+def test_given_an_overdue_order_escalated_then_the_dispatchers_get_it_in_their_inbox(
+    resources: LocalResources, stream: StreamReader
+) -> None:
+    from smartzone.domain.lifecycle import sweeper_escalation
+    from smartzone.domain.users import UserProfile
+    from smartzone.repositories.users import UserRepository
+
+    users = UserRepository(resources.table_name)
+    users.put(UserProfile(username="dispatcher-01", name="曾婷静", roles=[Role.DISPATCHER]))
+    users.put(UserProfile(username="admin-01", name="管理员", roles=[Role.ADMIN]))
+    order = tilt_order()
+    put_order(resources.table_name, order)
+    dispatch(stream.poll())
+    assert inbox_of(resources.table_name, "dispatcher-01") == [], "a new order goes to its grid only"
+
+    escalated = sweeper_escalation(order, RAISED_AT + 15 * MIN, "超时未接单").apply(order)
+    put_order(resources.table_name, escalated)
+    dispatch(stream.poll())
+
+    assert [e["event_type"] for e in inbox_of(resources.table_name, "dispatcher-01")] == ["order_escalated"]
+    assert inbox_of(resources.table_name, "admin-01") == []
+    assert len(inbox_of(resources.table_name, "gw-g03-01")) == 2
+
+
 def test_given_an_order_of_an_unknown_grid_without_assignee_then_no_inbox_is_written(
     resources: LocalResources, stream: StreamReader
 ) -> None:

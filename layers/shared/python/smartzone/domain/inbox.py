@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
-from smartzone.domain.notifications import OutboundEvent
+from smartzone.domain.notifications import AUDIENCE_OF_EVENT, DISPATCHERS_AUDIENCE, OutboundEvent
 from smartzone.domain.timeutil import TimestampError, from_iso
 
 DEFAULT_INBOX_TTL_DAYS = 180
@@ -37,16 +37,23 @@ def inbox_sort_key(event: OutboundEvent) -> str:
     return f"{event_at(event)}#{event.event_id}"
 
 
-def recipients(event: OutboundEvent, grid_worker_ids: Iterable[str]) -> list[str]:
-    """Usernames that get the event in their inbox: the grid's workers, then the assignee."""
+def recipients(
+    event: OutboundEvent, grid_worker_ids: Iterable[str], dispatcher_ids: Iterable[str] = ()
+) -> list[str]:
+    """Usernames that get the event in their inbox: the grid's workers, then the assignee, and for
+    events addressed to the command centre (``order_escalated``) the dispatchers."""
     people: dict[str, None] = {}
-    for worker in grid_worker_ids:
+    for worker in [*grid_worker_ids, *(dispatcher_ids if addressed_to_dispatchers(event) else ())]:
         if worker:
             people.setdefault(worker, None)
     assignee = event.order.get("assignee")
     if isinstance(assignee, str) and assignee:
         people.setdefault(assignee, None)
     return list(people)
+
+
+def addressed_to_dispatchers(event: OutboundEvent) -> bool:
+    return AUDIENCE_OF_EVENT.get(event.event_type) == DISPATCHERS_AUDIENCE
 
 
 def expires_at(event: OutboundEvent, ttl_days: int = DEFAULT_INBOX_TTL_DAYS) -> int:

@@ -12,6 +12,8 @@ Streams: the outbox dispatcher's event-source mapping filters on ``pk`` beginnin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 GSI1 = "gsi1"
 GSI2 = "gsi2"
 ORDER_PK_PREFIX = "ORDER#"
@@ -57,7 +59,8 @@ def order_index_keys(order_id: str, grid_id: str, status: str, created_at: str) 
 
 
 # -- issue 3: users, inbox, statistics, assignee and due indexes ---------------------------------
-# | user          | USER#<username>       | USER                      | –                              | USERS / <username>            |
+# | user          | USER#<username>       | USER                      | DISPATCHERS / <username> (dispatchers) | USERS / <username>    |
+# | unread entry  | (inbox entry)         |                           | UNREAD#<username> / <sort key> (until read)                   |
 # | inbox entry   | INBOX#<username>      | <event at>#<event_id>     | –                              | –                             |
 # | stats         | STATS#<yyyy-mm-dd>    | COUNTS / HIST#<stage>     | –                              | –                             |
 # | event marker  | EVENT#<event_id>      | <sink>                    | (TTL ``expires_at``)           |                               |
@@ -72,8 +75,12 @@ def user_key(username: str) -> dict[str, str]:
     return {"pk": f"USER#{username}", "sk": "USER"}
 
 
-def user_index_keys(username: str) -> dict[str, str]:
-    return {"gsi2pk": "USERS", "gsi2sk": username}
+def user_index_keys(username: str, roles: Iterable[str] = ()) -> dict[str, str]:
+    """All users on gsi2; dispatchers also on gsi1 (``DISPATCHERS``), so escalations find them."""
+    index = {"gsi2pk": "USERS", "gsi2sk": username}
+    if "dispatcher" in roles:
+        index.update({"gsi1pk": "DISPATCHERS", "gsi1sk": username})
+    return index
 
 
 def inbox_key(username: str, at_iso: str, event_id: str) -> dict[str, str]:

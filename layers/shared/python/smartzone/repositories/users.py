@@ -35,7 +35,7 @@ class UserRepository:
             Item=to_item(
                 {
                     **keys.user_key(user.username),
-                    **keys.user_index_keys(user.username),
+                    **keys.user_index_keys(user.username, user.roles),
                     "entity": "user",
                     **user.model_dump(mode="json"),
                 }
@@ -144,7 +144,7 @@ def _user_item(user: UserProfile) -> dict[str, Any]:
     return to_item(
         {
             **keys.user_key(user.username),
-            **keys.user_index_keys(user.username),
+            **keys.user_index_keys(user.username, user.roles),
             "entity": "user",
             **user.model_dump(mode="json"),
         }
@@ -154,3 +154,22 @@ def _user_item(user: UserProfile) -> dict[str, Any]:
 def _profile_of(item: dict[str, Any]) -> UserProfile:
     data = from_item(item)
     return UserProfile.model_validate({k: v for k, v in data.items() if k in UserProfile.model_fields})
+
+
+def dispatcher_usernames(table_name: str) -> list[str]:
+    """The active dispatchers (one Query on gsi1 ``DISPATCHERS``)."""
+    names: list[str] = []
+    request: dict[str, Any] = {
+        "TableName": table_name,
+        "IndexName": keys.GSI1,
+        "KeyConditionExpression": "gsi1pk = :p",
+        "ExpressionAttributeValues": to_item({":p": "DISPATCHERS"}),
+    }
+    while True:
+        page = client("dynamodb").query(**request)
+        names += [
+            str(from_item(i)["username"]) for i in page.get("Items", []) if from_item(i).get("active", True)
+        ]
+        if "LastEvaluatedKey" not in page:
+            return names
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
