@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)
 
-.PHONY: install browser run test lint fmt unit integration infra bench synth synth-cn clean
+.PHONY: install browser run demo test lint fmt unit integration infra bench synth synth-cn clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -70,7 +70,15 @@ synth-cn: $(STAMP)
 	$(BIN)/python infra/app.py -c region=cn-north-1 -c oidc_issuer=$(OIDC_ISSUER) \
 	  -c oidc_jwks_url=$(OIDC_JWKS_URL) -c oidc_audience=$(OIDC_AUDIENCE)
 
+# The whole platform locally: emulated AWS, MQTT broker, HTTP API, simulator, dashboard.
+# make run SIM=0 (no device simulator), RESET=1 (fresh seed data), API_PORT/MQTT_PORT/DASHBOARD_PORT.
+SIM ?= 1
+RESET ?= 0
 run: $(STAMP)
+	$(BIN)/python -m infra.local.platform $(if $(filter 0,$(SIM)),--no-sim) $(if $(filter 1,$(RESET)),--reset)
+
+# The seed story, step by step with timings, on in-process emulated AWS (no ports).
+demo: $(STAMP)
 	$(BIN)/python -m tools.demo
 
 clean:
