@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -241,15 +242,30 @@ class Platform:
         self.say(f"模拟 AWS (moto)       {endpoint}")
 
     def _synthesize(self) -> Any:
-        from infra.app import build_app
+        """Synthesize in a child process (jsii's Node process stays out of the platform's)."""
         from infra.local.template import read_template
 
         outdir = self.config.state_dir / "cdk.out"
         self.say("合成 CDK 模板 synthesizing the stack (the wiring comes from its template)…")
         t = time.monotonic()
-        app = build_app({"aws:cdk:bundling-stacks": [], "region": REGION}, outdir=str(outdir))
-        (stack,) = app.synth().stacks
-        description = read_template(outdir / f"{stack.stack_name}.template.json")
+        script = (
+            "import sys; from infra.app import build_app; "
+            "app = build_app({'aws:cdk:bundling-stacks': [], 'region': sys.argv[1]}, outdir=sys.argv[2]); "
+            "print(app.synth().stacks[0].stack_name)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script, REGION, str(outdir)],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'layers/shared/python'}:{REPO_ROOT}"},
+            start_new_session=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise PlatformError(f"synthesizing the CDK app failed:\n{done.stderr[-2000:]}")
+        stack_name = done.stdout.strip().splitlines()[-1]
+        description = read_template(outdir / f"{stack_name}.template.json")
         self.say(
             f"    {len(description.functions)} functions, {len(description.event_source_mappings)} event sources, "
             f"{len(description.topic_rules)} IoT rule(s), {len(description.schedules)} schedule(s) "
