@@ -21,6 +21,9 @@ Configuration comes from CDK context (``-c key=value`` or ``cdk.json``), never f
 | ``oidc_issuer``          | –            | aws-cn only (required): the OIDC issuer URL          |
 | ``oidc_jwks_url``        | –            | aws-cn only (required): the issuer's JWKS URL        |
 | ``oidc_audience``        | –            | aws-cn only (required): the expected ``aud``         |
+| ``dashboard_site``       | false        | host the command-centre dashboard (S3 + CloudFront)  |
+| ``dashboard_domain``     | –            | global only: the site's alternate domain name        |
+| ``dashboard_certificate_arn`` | –       | global only: its ACM certificate (us-east-1)         |
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ from aws_cdk import region_info
 from constructs import Construct
 
 from infra.constructs.api import Api, ApiSettings
+from infra.constructs.dashboard_site import (
+    PARTITIONS_WITHOUT_CLOUDFRONT_OAC,
+    DashboardSite,
+    DashboardSiteSettings,
+)
 from infra.constructs.device_policy import DevicePolicy
 from infra.constructs.functions import FunctionSettings
 from infra.constructs.identity import Identity, IdentitySettings
@@ -103,6 +111,9 @@ class StackConfig:
     oidc_issuer: str = ""
     oidc_jwks_url: str = ""
     oidc_audience: str = ""
+    dashboard_site: bool = False
+    dashboard_domain: str = ""
+    dashboard_certificate_arn: str = ""
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
@@ -118,6 +129,9 @@ class StackConfig:
                 continue
             if isinstance(raw, list | tuple) and isinstance(default, str):
                 raw = ",".join(str(item) for item in raw)  # e.g. cors_origins as a list in cdk.json
+            if isinstance(default, bool):
+                values[name] = _flag(name, raw)
+                continue
             try:
                 values[name] = type(default)(raw)
             except (TypeError, ValueError) as exc:
@@ -154,6 +168,22 @@ class StackConfig:
                 raise ValueError(f"cors origin {origin!r} must be '*', https://… or a localhost URL")
         if not 0 <= self.authorizer_cache_s <= 3600:
             raise ValueError("authorizer_cache_s must be between 0 and 3600 (API Gateway's limit)")
+        if bool(self.dashboard_domain) != bool(self.dashboard_certificate_arn):
+            raise ValueError(
+                "dashboard_domain and dashboard_certificate_arn go together: set both or neither"
+            )
+
+
+def _flag(name: str, raw: object) -> bool:
+    """A boolean context value: JSON true/false from cdk.json, or "true"/"false" from ``-c``."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"true", "1", "yes"}:
+        return True
+    if text in {"false", "0", "no", ""}:
+        return False
+    raise ValueError(f"context {name}={raw!r} is not true or false")
 
 
 class SmartZoneStack(cdk.Stack):
@@ -169,6 +199,14 @@ class SmartZoneStack(cdk.Stack):
         self.partition_name = partition_of(self.region)
         self.tracing = self.partition_name not in PARTITIONS_WITHOUT_XRAY
         self.use_cognito = self.partition_name not in PARTITIONS_WITHOUT_COGNITO_USER_POOLS
+        self.dashboard_cdn = self.partition_name not in PARTITIONS_WITHOUT_CLOUDFRONT_OAC
+        if self.config.dashboard_site and not self.dashboard_cdn and self.config.dashboard_domain:
+            raise ValueError(
+                f"dashboard_domain and dashboard_certificate_arn do not apply in {self.partition_name}: "
+                "there the stack creates the dashboard's bucket and deployment but no CloudFront "
+                "distribution (no origin access control in AWS China; serving needs an ICP-recorded "
+                "domain). See docs/deploy.md, 'Hosting the dashboard (optional)'."
+            )
 
         layers = Layers(self, "Layers")
         functions = FunctionSettings(
@@ -244,6 +282,20 @@ class SmartZoneStack(cdk.Stack):
             sweep_minutes=self.config.sweep_minutes,
         )
 
+        self.dashboard: DashboardSite | None = None
+        if self.config.dashboard_site:
+            self.dashboard = DashboardSite(
+                self,
+                "DashboardSite",
+                access_logs=self.storage.access_logs,
+                settings=DashboardSiteSettings(
+                    with_cdn=self.dashboard_cdn,
+                    domain=self.config.dashboard_domain,
+                    certificate_arn=self.config.dashboard_certificate_arn,
+                    access_log_expiry=cdk.Duration.days(self.config.access_log_expiry_days),
+                ),
+            )
+
         outputs = {
             "TableName": (self.storage.table.table_name, "The single table"),
             "NotificationsTopicArn": (
@@ -284,5 +336,12 @@ class SmartZoneStack(cdk.Stack):
                 self.identity.client.user_pool_client_id,
                 "App client (no secret) for the mobile app and the command centre",
             )
+        if self.dashboard is not None:
+            outputs["DashboardBucketName"] = (self.dashboard.bucket.bucket_name, "The dashboard's files")
+            if self.dashboard.url is not None:
+                outputs["DashboardSiteUrl"] = (
+                    self.dashboard.url,
+                    "The command-centre dashboard (CloudFront)",
+                )
         for output_id, (value, description) in outputs.items():
             cdk.CfnOutput(self, output_id, value=value, description=description)

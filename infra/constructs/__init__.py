@@ -12,6 +12,7 @@
 | ``identity``      | who may call the API: Cognito (global) or the OIDC TOKEN authorizer (China)|
 | ``api``           | the regional REST API, the API function, the cursor secret, API logging    |
 | ``sweeper``       | the SLA/offline sweeper function on an EventBridge schedule                |
+| ``dashboard_site``| optional: the command-centre page on S3 (+ CloudFront with OAC, global)    |
 """
 
 from __future__ import annotations
