@@ -629,6 +629,13 @@ class Platform:
     def _banner(self) -> None:
         path = self.config.state_dir / SESSION_FILE
         self.say(f"会话 session           {path} ({len(self.users)} users with fresh ID tokens)")
+        by_role: dict[str, list[str]] = {}
+        for user in self.users:
+            for group in user["groups"] or ["(none)"]:
+                by_role.setdefault(group, []).append(str(user["username"]))
+        for role, names in sorted(by_role.items()):
+            shown = ", ".join(sorted(names)[:6]) + (f" … (+{len(names) - 6})" if len(names) > 6 else "")
+            self.say(f"    {role:<12} {shown}")
         example = next(
             (u for u in self.users if u["username"] == "G07-W1"), self.users[0] if self.users else None
         )
