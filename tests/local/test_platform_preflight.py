@@ -28,5 +28,5 @@ def test_given_no_node_when_starting_then_the_error_says_to_install_it(
 ) -> None:
     monkeypatch.setattr(platform.shutil, "which", lambda name: None)
     config = PlatformConfig(state_dir=tmp_path, api_port=0, mqtt_port=0, dashboard_port=0, quiet=True)
-    with pytest.raises(PlatformError, match="Node.js is needed"):
+    with pytest.raises(PlatformError, match=r"Node\.js is needed"):
         Platform(config).start()
