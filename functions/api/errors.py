@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from smartzone.domain.errors import ServiceError
+from smartzone.domain.lifecycle import Forbidden, InvalidField, NotFound
 
 
 class ApiError(ServiceError):
@@ -19,21 +20,6 @@ class BadRequest(ApiError):
     code = "bad_request"
 
 
-class Unprocessable(ApiError):
-    status = 422
-    code = "invalid_field"
-
-
-class NotFoundError(ApiError):
-    status = 404
-    code = "not_found"
-
-
-class ForbiddenError(ApiError):
-    status = 403
-    code = "forbidden"
-
-
 class ConflictError(ApiError):
     status = 409
     code = "conflict"
@@ -42,6 +28,12 @@ class ConflictError(ApiError):
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"
+
+
+# The same refusals as the lifecycle's: one class each, under the names the routes use.
+NotFoundError = NotFound
+ForbiddenError = Forbidden
+Unprocessable = InvalidField
 
 
 def error_response(status: int, body: dict[str, Any]) -> Response[str]:
