@@ -43,7 +43,7 @@ fmt: $(STAMP)
 
 # Exit code 5 means "no tests collected": not a failure.
 test: lint browser
-	$(BIN)/pytest -n 2 tests; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+	$(BIN)/pytest -n 2 --dist loadfile tests; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -136,9 +136,11 @@ class Platform:
         self._threads: list[threading.Thread] = []
         self._closers: list[Callable[[], None]] = []
         self._activity = _Activity()
+        self._saved_environment = dict(os.environ)
         self.session: dict[str, Any] = {}
         self.deployment: Any = None
         self.table_name = ""
+        self._device_states: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Platform:
@@ -192,6 +194,13 @@ class Platform:
                 self.say(f"while stopping: {exc}")
         for thread in self._threads:
             thread.join(timeout=5)
+        os.environ.clear()  # the process leaves the platform as it found it (endpoint, region, keys)
+        os.environ.update(self._saved_environment)
+        from smartzone.repositories.clients import reset_clients
+        from smartzone.settings import get_settings
+
+        reset_clients()
+        get_settings.cache_clear()
 
     def wait_idle(self, timeout_s: float = 10.0, quiet_s: float = 1.0) -> bool:
         """Wait until no poller has had work for ``quiet_s`` (best effort); False on timeout."""
@@ -457,25 +466,33 @@ class Platform:
         self.say(f"HTTP API              {self.api_url}/v1  (OpenAPI: {self.api_url}/v1/openapi.json)")
 
     def _start_dashboard(self) -> None:
+        """The page's state is computed in the background (orders every second, device states every
+        few seconds) so that ``state.json`` answers at once."""
         from infra.local.dashboard_server import DashboardServer, district_static
 
         static = district_static(self.config.seed_file)
-        cache: dict[str, Any] = {"at": 0.0, "state": None}
-        lock = threading.Lock()
+        latest: dict[str, Any] = {"state": self._dashboard_state(static, refresh_devices=True)}
 
-        def provider() -> dict[str, Any]:
-            with lock:
-                if cache["state"] is None or time.monotonic() - cache["at"] > 1.5:
-                    cache["state"] = self._dashboard_state(static)
-                    cache["at"] = time.monotonic()
-                return dict(cache["state"])
+        def refresh() -> None:
+            rounds = 0
+            while not self._stop.wait(1.0):
+                rounds += 1
+                try:
+                    latest["state"] = self._dashboard_state(static, refresh_devices=rounds % 5 == 0)
+                except Exception as exc:
+                    self.say(f"dashboard refresh failed: {exc}")
 
-        server = DashboardServer(provider, host=self.config.host, port=self.config.dashboard_port).start()
+        thread = threading.Thread(target=refresh, name="dashboard-state", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        server = DashboardServer(
+            lambda: latest["state"], host=self.config.host, port=self.config.dashboard_port
+        ).start()
         self.dashboard_url = server.url
         self._closers.append(server.stop)
         self.say(f"指挥中心大屏 dashboard  {server.url}")
 
-    def _dashboard_state(self, static: Mapping[str, Any]) -> dict[str, Any]:
+    def _dashboard_state(self, static: Mapping[str, Any], *, refresh_devices: bool) -> dict[str, Any]:
         from infra.local.dashboard_server import dashboard_state
         from smartzone.domain.device_status import live_status
         from smartzone.domain.timeutil import now_ms
@@ -512,11 +529,16 @@ class Platform:
                 order = from_item(raw)
                 order["subject"] = order.get("device_id")
                 orders.append({k: v for k, v in order.items() if not k.startswith(("gsi", "pk", "sk"))})
-        states = {}
-        for raw in query("DEVICES"):
-            record = device_from_item(raw)
-            states[record.device.device_id] = str(live_status(record.device, record.state, now))
-        return dashboard_state(static, orders, device_states=states, now=now)
+        if refresh_devices or not self._device_states:
+            states = {}
+            for raw in query("DEVICES"):
+                record = device_from_item(raw)
+                states[record.device.device_id] = str(live_status(record.device, record.state, now))
+            self._device_states = states
+        alarmed = {str(o.get("device_id")) for o in orders if o.get("status") not in ("closed", "cancelled")}
+        # open orders say "alarm" at once; the slower device scan adds offline and maintenance
+        explicit = {d: st for d, st in self._device_states.items() if st != "normal" and d not in alarmed}
+        return dashboard_state(static, orders, device_states=explicit, now=now)
 
     def _start_console(self) -> None:
         """One line per alarm, order and notification: a console subscriber of the SNS topic."""
@@ -650,6 +672,26 @@ class Platform:
             )
 
 
+class _ConsoleWithoutMetrics:
+    """stdout for ``make run``: the functions' EMF metric lines (meant for CloudWatch) are dropped."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._dropped = False
+
+    def write(self, text: str) -> int:
+        dropped, self._dropped = self._dropped, text.startswith('{"_aws"')
+        if self._dropped or (dropped and text == "\n"):
+            return len(text)
+        return int(self.stream.write(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m infra.local.platform", description=__doc__.split("\n\n")[0]
@@ -679,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
         reset=args.reset,
         sweep_period_s=args.sweep_seconds,
     )
+    sys.stdout = _ConsoleWithoutMetrics(sys.stdout)
     platform = Platform(config)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
