@@ -380,11 +380,33 @@ class Platform:
 
     def _start_broker(self, description: Any) -> None:
         from infra.local.broker import LocalBroker
+        from infra.local.firehose import FirehoseToS3
         from infra.local.iot_sql import compile_rule
         from smartzone.domain.timeutil import now_ms
         from smartzone.repositories.clients import client
 
         rules = [(spec, compile_rule(spec.sql)) for spec in description.topic_rules.values() if spec.enabled]
+        self.archives = {
+            logical_id: FirehoseToS3(
+                stream, self.deployment.ref(logical_id), self.deployment.ref(stream.bucket_id), client("s3")
+            )
+            for logical_id, stream in description.delivery_streams.items()
+        }
+
+        def deliver_archives() -> None:
+            while not self._stop.wait(5.0):
+                for archive in self.archives.values():
+                    archive.flush_if_due()
+
+        flusher = threading.Thread(target=deliver_archives, name="firehose", daemon=True)
+        flusher.start()
+        self._threads.append(flusher)
+
+        def flush_archives() -> None:
+            for archive in self.archives.values():
+                archive.flush()
+
+        self._closers.append(flush_archives)
 
         def apply_rules(topic: str, payload: bytes) -> None:
             self._activity.touch()
@@ -405,11 +427,8 @@ class Platform:
                             client("sqs").send_message(
                                 QueueUrl=self.deployment.ref(action.target_id), MessageBody=body
                             )
-                        elif action.kind == "firehose" and action.target_id:
-                            client("firehose").put_record(
-                                DeliveryStreamName=self.deployment.ref(action.target_id),
-                                Record={"Data": (body + "\n").encode()},
-                            )
+                        elif action.kind == "firehose" and action.target_id in self.archives:
+                            self.archives[action.target_id].put_record((body + "\n").encode())
                     except Exception as exc:
                         self._rule_error(spec, topic, f"{action.kind} action failed: {exc}")
 

@@ -305,3 +305,21 @@ def test_given_no_token_when_the_openapi_document_is_asked_for_then_it_is_served
     committed = json.loads((REPO / "docs" / "openapi.json").read_text(encoding="utf-8"))
     assert set(document["paths"]) == set(committed["paths"])
     assert "/v1/workorders/{order_id}/transitions" in document["paths"]
+
+
+def test_given_a_reading_over_mqtt_when_the_archive_buffer_flushes_then_it_is_in_s3_by_date(
+    platform: Any, session: Session
+) -> None:
+    """The IoT rule's second action: every raw reading archived (Firehose → S3, partitioned by date)."""
+    from smartzone.repositories.clients import client
+
+    publish(session, "MH-0333", 4.2)
+    platform.wait_idle(timeout_s=10)
+    (archive,) = platform.archives.values()
+    key = archive.flush()
+    assert key is not None and key.startswith(
+        time.strftime("raw/manhole/year=%Y/month=%m/day=%d/", time.gmtime())
+    )
+    body = gzip.decompress(client("s3").get_object(Bucket=archive.bucket, Key=key)["Body"].read())
+    readings = [json.loads(line) for line in body.decode().splitlines()]
+    assert any(r["device_id"] == "MH-0333" and r["tilt_deg"] == 4.2 and "received_at" in r for r in readings)
