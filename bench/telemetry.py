@@ -200,12 +200,8 @@ def main() -> dict[str, Any]:
             "items_per_alarm": round(transaction_items / max(alarm_transitions, 1), 2),
             "batch_item_failures": failures,
             "import_ms": {
-                "functions.telemetry.handler": import_ms("functions.telemetry.handler"),
-                **(
-                    {"functions.outbox.handler": import_ms("functions.outbox.handler")}
-                    if (ROOT / "functions/outbox/handler.py").exists()
-                    else {}
-                ),
+                f"functions.{path.parent.name}.handler": import_ms(f"functions.{path.parent.name}.handler")
+                for path in sorted((ROOT / "functions").glob("*/handler.py"))
             },
         }
     RESULTS.mkdir(parents=True, exist_ok=True)
