@@ -121,17 +121,25 @@ class TelemetryPipeline:
                 return
             except DeviceConflict:
                 outcome.counts["conflicts"] += 1
-                reloaded = self.devices.get(record.device.device_id, consistent=True)
-                if reloaded is None:
-                    break
-                record = reloaded
             except (TransientStoreError, ClientError, BotoCoreError) as exc:
-                logger.warning(
-                    "device update failed; its messages will be retried",
-                    extra={"device_id": record.device.device_id, "error": str(exc)},
-                )
+                self._retry_later(record, exc)
                 break
+            try:  # the reload is outside the except clause: its own failure fails only this device
+                reloaded = self.devices.get(record.device.device_id, consistent=True)
+            except (ClientError, BotoCoreError) as exc:
+                self._retry_later(record, exc)
+                break
+            if reloaded is None:
+                break
+            record = reloaded
         outcome.failed.update(message_ids)
+
+    @staticmethod
+    def _retry_later(record: DeviceRecord, exc: Exception) -> None:
+        logger.warning(
+            "device update failed; its messages will be retried",
+            extra={"device_id": record.device.device_id, "error": str(exc)},
+        )
 
     def _apply(self, record: DeviceRecord, readings: list[Reading], now: int, outcome: BatchOutcome) -> None:
         hb_ms = self.settings.heartbeat_interval_s * 1000

@@ -142,6 +142,35 @@ def test_given_a_transient_dynamodb_error_on_one_device_when_handled_then_only_i
     assert sorted(o["device_id"] for o in orders(env.table_name)) == ["MH-0042", "MH-0178"]
 
 
+def test_given_a_conflict_whose_reload_fails_when_handled_then_only_that_devices_records_fail(
+    env: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another handler wrote MH-0178 meanwhile, and re-reading it is throttled: MH-0178's messages
+    are retried, MH-0042's are applied and the malformed one is rejected — the batch survives."""
+    start = t0()
+    pipeline = telemetry.pipeline()
+    stale = pipeline.devices.batch_get(["MH-0178", "MH-0042"])
+    invoke([rule_message("MH-0178", start - MIN, 2.0)])  # the other handler's write
+
+    class RacingRepo(DeviceRepository):
+        def batch_get(self, device_ids: list[str]) -> Any:
+            return stale
+
+        def get(self, device_id: str, *, consistent: bool = False) -> Any:
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "GetItem"
+            )
+
+    pipeline.devices = RacingRepo(env.table_name)
+    event, response = invoke(
+        [rule_message("MH-0178", start, 30.0), rule_message("MH-0042", start, 30.0), "not json"]
+    )
+    ids = [r["messageId"] for r in event["Records"]]
+    assert {f["itemIdentifier"] for f in response["batchItemFailures"]} == {ids[0]}
+    assert [o["device_id"] for o in orders(env.table_name)] == ["MH-0042"]
+    assert [r["reason"] for r in rejects(env.rejects_queue_url)] == ["malformed_json"]
+
+
 def test_given_a_stale_concurrent_handler_when_it_writes_then_no_second_order(env: LocalResources) -> None:
     """Two handlers read the same device state; one writes first. The other reloads and finds nothing new."""
     start = t0()
