@@ -32,14 +32,27 @@ def target_for(category: str) -> SlaTarget:
     return SLA_TARGETS.get(category, DEFAULT_TARGET)
 
 
+def _clock_start(order: WorkOrder) -> int:
+    """When the SLA clock started: the order's creation, or its latest reopen (a reopened order
+    gets a fresh resolve target instead of being overdue since the day it was created)."""
+    reopens = [entry.at for entry in order.timeline if entry.action == "reopen"]
+    return from_iso(max(reopens)) if reopens else from_iso(order.created_at)
+
+
 def next_due_ms(order: WorkOrder) -> int | None:
-    """The order's next deadline (UTC ms), or ``None`` when nothing is due."""
+    """The order's next deadline (UTC ms), or ``None`` when nothing is due.
+
+    Each escalation moves it one target interval on. Escalations before a reopen do not count
+    against the reopened order: it is due one interval after the reopen, then one more per level
+    reached since (``escalations_since_reopen``).
+    """
     target = target_for(order.category)
-    created = from_iso(order.created_at)
     if order.status is OrderStatus.DISPATCHED:
         interval = target.acknowledge_s * 1000
     elif order.status in (OrderStatus.ACKNOWLEDGED, OrderStatus.VERIFYING, OrderStatus.HANDLING):
         interval = target.resolve_s * 1000
     else:
         return None
-    return created + interval * (1 + order.escalation_level)
+    start = _clock_start(order)
+    since = sum(1 for entry in order.timeline if entry.action == "escalate" and from_iso(entry.at) >= start)
+    return start + interval * (1 + since)
