@@ -155,6 +155,36 @@ def test_given_a_stale_version_when_acting_then_409_and_nothing_changes(
     assert ApiClient(people.gw_g03).get(f"/v1/workorders/{order.order_id}").body["status"] == "dispatched"
 
 
+def test_given_a_telemetry_transaction_in_progress_when_acting_then_retried_not_a_500(
+    people: People, store_order: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB answers TransactionConflict while a transaction writes the same order (botocore
+    does not retry it): the write is retried; if the conflict persisted it would be a 409."""
+    from botocore.exceptions import ClientError
+
+    from smartzone.repositories.clients import client
+
+    order = store_order(tilt_order())
+    ddb = client("dynamodb")
+    real = ddb.update_item
+    conflicts = [2]
+
+    def busy(**kwargs: Any) -> Any:
+        if conflicts[0]:
+            conflicts[0] -= 1
+            raise ClientError(
+                {"Error": {"Code": "TransactionConflictException", "Message": "in progress"}}, "UpdateItem"
+            )
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb, "update_item", busy)
+    assert act(people.gw_g03, order.order_id, "acknowledge").status == 200
+
+    conflicts[0] = 99
+    response = act(people.gw_g03, order.order_id, "verify")
+    assert response.status == 409 and response.body["field"] == "version"
+
+
 def test_given_two_planned_transitions_from_one_version_when_written_then_exactly_one_lands(
     api_env: Any, store_order: Any
 ) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import heapq
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,10 @@ def _order_of(item: Mapping[str, Any]) -> WorkOrder:
 
 def _is_condition_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+TRANSACTION_CONFLICT_RETRIES = 3
+"""Retries of a write that met a transaction in progress on the same order."""
 
 
 class WorkOrderRepository:
@@ -217,23 +222,31 @@ class WorkOrderRepository:
                 assign(attribute, value)
 
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        try:
-            result = client("dynamodb").update_item(
-                TableName=self.table_name,
-                Key=to_item(keys.order_key(order.order_id)),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk) AND #version = :expected",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                raise StaleVersion(
-                    "work order changed since it was read; reload it", field="version"
-                ) from exc
-            raise
-        return _order_of(result["Attributes"])
+        for attempt in range(TRANSACTION_CONFLICT_RETRIES + 1):
+            try:
+                result = client("dynamodb").update_item(
+                    TableName=self.table_name,
+                    Key=to_item(keys.order_key(order.order_id)),
+                    UpdateExpression=expression,
+                    ConditionExpression="attribute_exists(pk) AND #version = :expected",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                )
+                return _order_of(result["Attributes"])
+            except ClientError as exc:
+                if _is_condition_failure(exc):
+                    raise StaleVersion(
+                        "work order changed since it was read; reload it", field="version"
+                    ) from exc
+                # A telemetry transaction is writing this order right now (botocore does not
+                # retry this code): back off and write again; if it persists, a 409, never a 500.
+                if exc.response.get("Error", {}).get("Code") != "TransactionConflictException":
+                    raise
+                if attempt == TRANSACTION_CONFLICT_RETRIES:
+                    raise StaleVersion("work order is being updated; try again", field="version") from exc
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def transition(
         self,
