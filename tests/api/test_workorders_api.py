@@ -144,6 +144,24 @@ def test_given_a_reassignment_when_written_then_the_new_assignee_sees_it_and_the
     assert [o["order_id"] for o in listed] == [order.order_id]
 
 
+@pytest.mark.parametrize("assignee", ["gw-g04-01", "admin-01", "gw-none", "nobody-at-all"])
+def test_given_an_assignee_who_could_not_see_the_order_when_reassigning_then_422(
+    people: People, store_order: Any, clock: Clock, assignee: str
+) -> None:
+    """A G03 order cannot go to G04's worker, an admin-only user, a worker without a grid, or a stranger."""
+    order = store_order(tilt_order())
+    response = act(people.dispatcher, order.order_id, "reassign", assignee=assignee)
+    assert response.status == 422 and response.body["field"] == "assignee"
+
+
+def test_given_the_grid_s_own_worker_or_a_dispatcher_when_reassigning_then_accepted(
+    people: People, store_order: Any, clock: Clock
+) -> None:
+    order = store_order(tilt_order())
+    assert act(people.dispatcher, order.order_id, "reassign", assignee="gw-g03-01").status == 200
+    assert act(people.dispatcher, order.order_id, "reassign", assignee="disp-01").status == 200
+
+
 def test_given_a_stale_version_when_acting_then_409_and_nothing_changes(
     people: People, store_order: Any, clock: Clock
 ) -> None:

@@ -26,6 +26,7 @@ from smartzone.domain.lifecycle import (
     TransitionPlan,
     TransitionRequest,
     allowed_actions,
+    can_see,
     ensure_visible,
     plan_transition,
 )
@@ -298,7 +299,7 @@ def transition_workorder(
             visible, actor=caller.username, roles=caller.roles, request=request, now_ms=now_ms()
         )
         if plan.action is Action.REASSIGN and not checked_assignee:
-            _check_assignee(request.assignee)
+            _check_assignee(request.assignee, visible)
             checked_assignee = True
         return plan
 
@@ -306,9 +307,17 @@ def transition_workorder(
     return detail(written, caller)
 
 
-def _check_assignee(assignee: str | None) -> None:
-    """A reassignment names an active person from the registry who can work orders."""
+def _check_assignee(assignee: str | None, order: WorkOrder) -> None:
+    """A reassignment names an active person from the registry who will see and can work the
+    order once it is theirs (a technician, a grid worker of its grid, or a dispatcher)."""
     name = (assignee or "").strip()
     profile = users().get(name) if name else None
     if profile is None or not profile.active or not profile.roles:
         raise Unprocessable("assignee must be an active user of the platform", field="assignee")
+    future = Caller.of(name, name, [role.value for role in profile.roles])
+    can_work = future.is_technician or future.is_dispatcher or future.is_grid_worker
+    if not can_work or not can_see(order.model_copy(update={"assignee": name}), future, profile.grid_ids):
+        raise Unprocessable(
+            "assignee must be a technician, a dispatcher or a grid worker of the order's grid",
+            field="assignee",
+        )
