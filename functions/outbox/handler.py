@@ -17,6 +17,7 @@ Handler string: ``outbox.handler.handler``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from pydantic import ValidationError
 
 from smartzone.domain.notifications import OutboundEvent, derive_event
 from smartzone.observability import logger, metrics, tracer
+from smartzone.repositories.event_markers import EventMarkers
 from smartzone.repositories.notifier import Notifier, ParkError, PublishError
 from smartzone.settings import get_settings
 
@@ -57,17 +59,28 @@ class NotificationSink:
 
     name = "sns"
 
-    def __init__(self, notifier: Notifier) -> None:
+    def __init__(
+        self, notifier: Notifier, markers: EventMarkers | None = None, marker_ttl_days: int = 14
+    ) -> None:
         self.notifier = notifier
+        self.markers = markers
+        self.marker_ttl_days = marker_ttl_days
 
     def deliver(self, event: OutboundEvent) -> None:
+        """Publish once per event id: a record retried because another sink failed is not sent
+        to people's e-mail and webhooks again (the marker is set once published or parked)."""
+        if self.markers is not None and self.markers.seen(event.event_id, self.name):
+            metrics.add_metric(name="NotificationsAlreadySent", unit=MetricUnit.Count, value=1)
+            return
         try:
             message_id = self.notifier.publish(event)
         except PublishError as exc:
             self._park(event, exc)
-            return
-        metrics.add_metric(name="NotificationsPublished", unit=MetricUnit.Count, value=1)
-        logger.info("notification published", extra={"sns_message_id": message_id})
+        else:
+            metrics.add_metric(name="NotificationsPublished", unit=MetricUnit.Count, value=1)
+            logger.info("notification published", extra={"sns_message_id": message_id})
+        if self.markers is not None:
+            self.markers.mark(event.event_id, self.name, int(time.time()) + self.marker_ttl_days * 86_400)
 
     def _park(self, event: OutboundEvent, error: PublishError) -> None:
         try:
@@ -136,7 +149,11 @@ def build_dispatcher() -> Dispatcher:
     settings = get_settings()
     return Dispatcher(
         sinks=(
-            NotificationSink(Notifier.from_settings(settings)),
+            NotificationSink(
+                Notifier.from_settings(settings),
+                EventMarkers(settings.table_name) if settings.table_name else None,
+                settings.event_marker_ttl_days,
+            ),
             InboxSink.from_settings(settings),
             StatsSink.from_settings(settings),
         )

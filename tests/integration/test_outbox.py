@@ -241,9 +241,10 @@ def test_given_a_comment_when_dispatched_then_nobody_is_notified(
     assert workers.received("G03") == []
 
 
-def test_given_a_record_delivered_twice_when_dispatched_again_then_the_duplicate_has_the_same_event_id(
+def test_given_a_record_delivered_twice_when_dispatched_again_then_people_are_notified_once(
     resources: LocalResources, workers: Workers, stream: StreamReader
 ) -> None:
+    """E-mail and webhooks do not deduplicate: the SNS sink publishes each event id once."""
     put_order(resources.table_name, tilt_order())
     event = stream.poll()
 
@@ -251,7 +252,30 @@ def test_given_a_record_delivered_twice_when_dispatched_again_then_the_duplicate
     dispatch(event)
 
     ids = [d.event["event_id"] for d in workers.received("G03")]
-    assert len(ids) == 2 and len(set(ids)) == 1
+    assert len(ids) == 1
+
+
+def test_given_the_inbox_fails_once_when_the_record_is_retried_then_sns_does_not_publish_again(
+    resources: LocalResources, workers: Workers, stream: StreamReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smartzone.repositories.inbox import InboxRepository
+
+    put_order(resources.table_name, tilt_order().model_copy(update={"assignee": "tech-07"}))
+    event = stream.poll()
+    real_add = InboxRepository.add
+    failures = [1]
+
+    def flaky_add(self: InboxRepository, *args: Any, **kwargs: Any) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            raise RuntimeError("inbox write failed")
+        return real_add(self, *args, **kwargs)
+
+    monkeypatch.setattr(InboxRepository, "add", flaky_add)
+    assert dispatch(event)["batchItemFailures"], "the record is retried"
+    assert dispatch(event) == {"batchItemFailures": []}
+
+    assert len(workers.received("G03")) == 1
 
 
 def test_given_records_of_other_items_when_they_reach_the_dispatcher_then_they_are_ignored(
