@@ -141,6 +141,8 @@ class Platform:
         self.deployment: Any = None
         self.table_name = ""
         self._device_states: dict[str, str] = {}
+        self._started = False
+        self._stop_aws: Callable[[], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Platform:
@@ -171,6 +173,7 @@ class Platform:
                 self._start_simulator()
             self._start_snapshots()
             self._write_session()
+            self._started = True
         except BaseException:
             self.stop()
             raise
@@ -179,21 +182,28 @@ class Platform:
         return self
 
     def stop(self) -> None:
+        """Stop producers first, then the pollers, then snapshot a quiet table, then emulated AWS.
+
+        The snapshot is taken only by a platform that finished starting: an interrupted start
+        never overwrites the last good snapshot with a partial table."""
         if self._stop.is_set():
             return
         self._stop.set()
-        if self.table_name and self.deployment is not None:
-            try:
-                self._snapshot()
-            except Exception as exc:  # never lose the shutdown over a snapshot
-                self.say(f"snapshot on shutdown failed: {exc}")
         for close in reversed(self._closers):
             try:
                 close()
             except Exception as exc:
                 self.say(f"while stopping: {exc}")
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=10)
+        if self._started:
+            try:
+                count = self._snapshot()
+                self.say(f"快照 snapshot: {count} items → {self.config.state_dir / SNAPSHOT_FILE}")
+            except Exception as exc:  # never lose the shutdown over a snapshot
+                self.say(f"snapshot on shutdown failed: {exc}")
+        if self._stop_aws is not None:
+            self._stop_aws()
         os.environ.clear()  # the process leaves the platform as it found it (endpoint, region, keys)
         os.environ.update(self._saved_environment)
         from smartzone.repositories.clients import reset_clients
@@ -239,7 +249,7 @@ class Platform:
         port = self.config.moto_port or _free_port(self.config.host)
         server = ThreadedMotoServer(ip_address=self.config.host, port=port, verbose=False)
         server.start()
-        self._closers.append(server.stop)
+        self._stop_aws = server.stop
         endpoint = f"http://{self.config.host}:{port}"
         _environment(REGION, endpoint)
         from smartzone.repositories.clients import reset_clients

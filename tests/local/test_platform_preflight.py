@@ -30,3 +30,24 @@ def test_given_no_node_when_starting_then_the_error_says_to_install_it(
     config = PlatformConfig(state_dir=tmp_path, api_port=0, mqtt_port=0, dashboard_port=0, quiet=True)
     with pytest.raises(PlatformError, match=r"Node\.js is needed"):
         Platform(config).start()
+
+
+def test_given_a_start_interrupted_after_emulated_aws_when_stopping_then_the_last_snapshot_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupted start must not overwrite the saved state with a partial table."""
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text('{"table_items": ["the good state"]}', encoding="utf-8")
+
+    def interrupted(self: Platform) -> None:
+        from infra.local.resources import create_table
+
+        create_table("half-made")  # on the platform's emulated AWS: an empty, partial table
+        self.table_name, self.deployment = "half-made", object()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Platform, "_synthesize", interrupted)
+    config = PlatformConfig(state_dir=tmp_path, api_port=0, mqtt_port=0, dashboard_port=0, quiet=True)
+    with pytest.raises(KeyboardInterrupt):
+        Platform(config).start()
+    assert snapshot.read_text(encoding="utf-8") == '{"table_items": ["the good state"]}'
