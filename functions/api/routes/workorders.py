@@ -18,8 +18,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
-from smartzone.domain.alarms import AlarmType
 from smartzone.domain.identity import Caller
 from smartzone.domain.lifecycle import (
     Action,
@@ -35,10 +35,7 @@ from smartzone.domain.stages import stage_durations
 from smartzone.domain.timeutil import TimestampError, now_ms, parse_ts_ms, to_iso
 from smartzone.domain.workorders import (
     Category,
-    OrderLocation,
     OrderStatus,
-    SensorReading,
-    Severity,
     TimelineEntry,
     WorkOrder,
 )
@@ -81,33 +78,11 @@ class ReporterOut(BaseModel):
     phone: str | None = None
 
 
-class OrderSummary(BaseModel):
-    """A work order in a list (without its timeline)."""
+class OrderSummary(WorkOrder):
+    """A work order in a list: every field of the order but its timeline (the reporter masked)."""
 
-    order_id: str
-    version: int
-    status: OrderStatus
-    category: Category
-    severity: Severity
-    source: str
-    grid_id: str
-    assignee: str | None = None
-    title: str
-    description: str
-    device_id: str | None = None
-    alarm_type: AlarmType | None = None
-    alarm_ids: list[str] = Field(default_factory=list)
-    location: OrderLocation | None = None
-    reporter: ReporterOut | None = None
-    reading: SensorReading | None = None
-    sensor_normal: bool = False
-    sensor_normal_at: str | None = None
-    reraise_count: int = 0
-    escalation_level: int = 0
-    created_at: str
-    updated_at: str
-    resolved_at: str | None = None
-    closed_at: str | None = None
+    reporter: ReporterOut | None = None  # type: ignore[assignment]
+    timeline: SkipJsonSchema[list[TimelineEntry]] = Field(default_factory=list, exclude=True)
 
 
 class TimelineOut(BaseModel):
@@ -126,7 +101,7 @@ class TimelineOut(BaseModel):
 class OrderDetail(OrderSummary):
     """``GET /v1/workorders/{id}``: the order, its timeline and how long each stage took."""
 
-    timeline: list[TimelineOut]
+    timeline: list[TimelineOut]  # type: ignore[assignment]
     stage_durations: dict[str, float]
     """Seconds spent in each completed stage (``dispatched_to_acknowledged``, …)."""
     alarm_to_clearance_s: float | None
