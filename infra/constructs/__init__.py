@@ -5,6 +5,7 @@
 | ``functions``     | the factory every Lambda goes through (role, log group, JSON logs, arm64)  |
 | ``layers``        | the shared-code layer and the third-party dependency layer (local bundling)|
 | ``queues``        | an encrypted, TLS-only SQS queue with its dead-letter queue                |
+| ``buckets``       | a private, TLS-only, encrypted S3 bucket (the baseline of every bucket)    |
 | ``storage``       | the data key, the single table, the archive and uploads buckets            |
 | ``ingest``        | IoT rule → SQS buffer → telemetry function; Firehose → S3 archive          |
 | ``notifications`` | table stream → outbox function → SNS topic; retry and failure queues       |

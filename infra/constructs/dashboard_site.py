@@ -42,6 +42,7 @@ from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
 from infra.constructs import REPO_ROOT
+from infra.constructs.buckets import private_bucket
 from infra.nag import acknowledge
 
 DASHBOARD_DIR = REPO_ROOT / "infra" / "local" / "dashboard"
@@ -92,13 +93,9 @@ class DashboardSite(Construct):
         if not (DASHBOARD_DIR / "index.html").is_file():
             raise ValueError(f"the dashboard's files are missing: {DASHBOARD_DIR}/index.html")
 
-        self.bucket = s3.Bucket(
+        self.bucket = private_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             versioned=True,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="dashboard/",
@@ -146,12 +143,9 @@ class DashboardSite(Construct):
         # CloudFront's standard logs are written with an ACL grant to the log-delivery account, so
         # they need a bucket with ACLs enabled (bucket owner preferred); the stack's access-log
         # bucket enforces bucket ownership (no ACLs). This one logs its own access there.
-        self.cdn_logs = s3.Bucket(
+        self.cdn_logs = private_bucket(
             self,
             "CdnLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="dashboard-cdn-logs/",

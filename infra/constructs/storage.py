@@ -32,6 +32,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.constructs.buckets import private_bucket
 from smartzone.repositories.keys import GSI1, GSI2, GSI3, GSI4
 
 TTL_ATTRIBUTE = "expires_at"
@@ -85,24 +86,16 @@ class Storage(Construct):
                 projection_type=dynamodb.ProjectionType.ALL,
             )
 
-        self.access_logs = s3.Bucket(
+        self.access_logs = private_bucket(
             self,
             "AccessLogs",
-            # S3 server access logs can only be delivered to an SSE-S3 bucket.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            # SSE-S3 (the default) on purpose: S3 server access logs can only be delivered to such a bucket.
             lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=access_log_expiry)],
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        self.archive = s3.Bucket(
+        self.archive = private_bucket(
             self,
             "Archive",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             versioned=True,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="archive/",
@@ -126,15 +119,12 @@ class Storage(Construct):
             ],
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        self.uploads = s3.Bucket(
+        self.uploads = private_bucket(
             self,
             "Uploads",
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="uploads/",
             cors=[
