@@ -9,13 +9,10 @@ seconds: in the latest-orders list, and as the cover's alarm colour. A screensho
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.e2e.platform_fixtures import (
     Session,
@@ -25,21 +22,12 @@ from tests.e2e.platform_fixtures import (
     publish,
     session_fixture,
 )
+from tests.support.browser import launch, sync_playwright_or_fail, watched_page
 
 __all__ = ["platform_fixture", "session_fixture"]  # one platform for this module's tests
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / ".local" / "screenshots" / "platform-dashboard.png"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DEVICE = "MH-0042"  # 科技路, grid G05 (events/seed/district.json)
 NEIGHBOUR = "MH-0043"  # keeps its state: the colour to compare with
 ON_PAGE_S = 10.0
@@ -71,19 +59,9 @@ def cover_fill(page: Any, device_id: str) -> str:
     )
 
 
-def launch(playwright: Any) -> Any:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make install` (it installs Debian's chromium)")
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-
-
 def test_given_the_dashboard_when_mh0042_tilts_over_mqtt_then_its_order_appears_within_seconds(
     session: Session,
 ) -> None:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing: run `make install`")
 
     # Given the platform's state document: the seeded district, no alarm, no order yet (without the
     # simulator no cover has reported, so all show as offline: never seen is offline)
@@ -95,20 +73,10 @@ def test_given_the_dashboard_when_mh0042_tilts_over_mqtt_then_its_order_appears_
     labels = state["labels"]
 
     problems: list[str] = []
-    with sync_playwright() as playwright:
+    with sync_playwright_or_fail() as playwright:
         browser = launch(playwright)
         try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-            page.on(
-                "request",
-                lambda req: (
-                    None
-                    if req.url.startswith(("http://127.0.0.1", "data:"))
-                    else problems.append(f"external request: {req.url}")
-                ),
-            )
+            page = watched_page(browser, problems)
             # Given the page loaded from the platform: 600 covers and 12 grids drawn, connected
             page.goto(session["dashboard_url"])
             page.wait_for_function("document.getElementById('map').dataset.covers === '600'", timeout=10_000)

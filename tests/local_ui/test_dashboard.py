@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -21,19 +20,10 @@ from infra.local.dashboard_server import (
     order_counters,
 )
 from smartzone.domain.timeutil import from_iso, to_iso
+from tests.support.browser import launch, sync_playwright_or_fail, watched_page
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / ".local" / "screenshots" / "dashboard.png"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 NOW = from_iso("2026-11-29T06:05:00Z")  # 14:05 in Beijing
 
 
@@ -194,36 +184,16 @@ def test_the_page_uses_no_external_resource() -> None:
 # -- the page in headless Chromium -----------------------------------------------------------------
 
 
-def _launch(playwright: Any) -> Any:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make install` (it installs Debian's chromium)")
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-
-
 def test_dashboard_in_headless_chromium(server: DashboardServer, provider: SeedStateProvider) -> None:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing: run `make install`")
 
     for order in demo_orders()[1:]:
         provider.add_order(order)
     provider.device_states.update({"MH-0300": "offline", "MH-0301": "maintenance"})
     problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = _launch(playwright)
+    with sync_playwright_or_fail() as playwright:
+        browser = launch(playwright)
         try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-            page.on(
-                "request",
-                lambda req: (
-                    None
-                    if req.url.startswith(("http://127.0.0.1", "data:"))
-                    else problems.append(f"external request: {req.url}")
-                ),
-            )
+            page = watched_page(browser, problems)
             page.goto(server.url)
 
             # the seeded district: 600 covers, 12 grids, 20 cameras drawn from their coordinates
