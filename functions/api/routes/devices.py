@@ -96,12 +96,9 @@ class AlarmOut(BaseModel):
     worst: float | None = None
 
 
-class WindowOut(BaseModel):
-    window_id: str
-    start: str
-    end: str
-    reason: str = ""
-    scope: str = "device"
+class WindowOut(MaintenanceWindow):
+    """A maintenance window, and whether it is in force now."""
+
     active: bool
 
 
