@@ -209,6 +209,45 @@ def validate_district(data: object, source: str = "<data>") -> District:
     )
 
 
+def _department_users(data: dict[str, Any], users: dict[str, UserProfile], problems: list[str]) -> None:
+    """Each department's liaison (role ``department``) and the population data stewards."""
+    accounts: list[tuple[str, object, Role, str | None]] = []
+    for i, department in enumerate(data.get("departments") or []):
+        if not isinstance(department, dict):
+            problems.append(f"departments[{i}]: must be an object")
+            continue
+        accounts.append(
+            (
+                f"departments[{i}].liaison",
+                department.get("liaison"),
+                Role.DEPARTMENT,
+                department.get("department_id"),
+            )
+        )
+    for i, steward in enumerate(data.get("data_stewards") or []):
+        accounts.append((f"data_stewards[{i}]", steward, Role.DATA_STEWARD, None))
+    for label, raw, role, department_id in accounts:
+        if not isinstance(raw, dict):
+            problems.append(f"{label}: must be an object")
+            continue
+        try:
+            user = UserProfile(
+                username=raw.get("user_id"),
+                name=raw.get("name"),
+                phone=raw.get("phone"),
+                email=raw.get("email"),
+                roles=[role],
+                department_id=department_id,
+            )
+        except ValidationError as error:
+            problems.append(f"{label}: {_describe(error)}")
+            continue
+        if user.username in users:
+            problems.append(f"{label}: duplicate user_id {user.username}")
+            continue
+        users[user.username] = user
+
+
 def _district_users(data: dict[str, Any], grids: list[Grid], problems: list[str]) -> list[UserProfile]:
     """The people of the district as user registry records (see the module doc)."""
     users: dict[str, UserProfile] = {ADMIN.username: ADMIN}
@@ -246,6 +285,7 @@ def _district_users(data: dict[str, Any], grids: list[Grid], problems: list[str]
             problems.append(f"{label}: duplicate user_id {user.username}")
             continue
         users[user.username] = user
+    _department_users(data, users, problems)
     for grid in grids:
         for worker in grid.workers:
             known = users.get(worker.worker_id)

@@ -80,6 +80,24 @@ _MOBILE_PREFIXES = (
 )  # fmt: skip
 _ORDINALS = "一二三四五六七八九十"
 
+DEPARTMENTS = (
+    ("public-security", "区公安分局", "Public Security Bureau"),
+    ("health", "区卫生健康委员会", "Health Commission"),
+    ("civil-affairs", "区民政局", "Civil Affairs Bureau"),
+    ("housing", "区住房和城乡建设局", "Housing and Urban-Rural Development Bureau"),
+    ("environment", "市生态环境局高新分局", "Ecology and Environment Bureau"),
+    ("market-supervision", "区市场监督管理局", "Market Supervision Administration"),
+    ("emergency", "区应急管理局", "Emergency Management Bureau"),
+    ("water", "区水务局", "Water Resources Bureau"),
+    ("agriculture", "区农业农村局", "Agriculture and Rural Affairs Bureau"),
+    ("urban-management", "区城市管理局", "Urban Management Bureau"),
+    ("human-resources", "区人力资源和社会保障局", "Human Resources and Social Security Bureau"),
+    ("statistics", "区统计局", "Statistics Bureau"),
+    ("fire-rescue", "区消防救援大队", "Fire and Rescue Brigade"),
+)
+"""City departments connected to the platform: (department_id, name, English name). Each has one
+liaison account ``dept-<department_id>`` (role ``department``)."""
+
 
 def _round(position: Sequence[float]) -> list[float]:
     return [round(position[0], PRECISION), round(position[1], PRECISION)]
@@ -424,6 +442,22 @@ class _District:
             "river": river,
             "cameras": cameras,
             "devices": devices,
+            "departments": [
+                {
+                    "department_id": department_id,
+                    "name": name,
+                    "name_en": name_en,
+                    "liaison": {
+                        "user_id": f"dept-{department_id}",
+                        "name": f"{name}数据联络员",
+                        "email": f"{department_id}@departments.example.org",
+                    },
+                }
+                for department_id, name, name_en in DEPARTMENTS
+            ],
+            "data_stewards": [
+                {"user_id": "steward-01", "name": "人口数据管理员", "email": "steward01@example.org"}
+            ],
         }
 
 

@@ -39,6 +39,8 @@ GROUP_DESCRIPTIONS = {
     Role.DISPATCHER: "Command centre: every order, reassignment, escalation",
     Role.GRID_WORKER: "Grid workers: their grid's orders and devices",
     Role.TECHNICIAN: "Technicians: orders assigned to them",
+    Role.DEPARTMENT: "City departments: their forms, catalogue resources and approved data",
+    Role.DATA_STEWARD: "Population data stewards: merge review queue and decisions",
 }
 
 

@@ -213,7 +213,7 @@ def test_user_pool_keeps_grid_id_out_of_the_app_clients_writable_attributes(pool
 
     assert "custom:grid_id" not in app_client["WriteAttributes"]
     assert "custom:grid_id" in app_client["ReadAttributes"]
-    assert groups == {"admin", "dispatcher", "grid_worker", "technician"}
+    assert groups == {"admin", "dispatcher", "grid_worker", "technician", "department", "data_steward"}
     assert _payload(pool.id_token("gw-g03-01"))["custom:grid_id"] == "G03"
 
 

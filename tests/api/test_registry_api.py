@@ -537,7 +537,15 @@ def test_given_the_seeded_district_then_its_people_are_in_the_registry_and_reach
 
     users = UserRepository(api_env.table_name)
     workers = [(w["worker_id"], g["grid_id"]) for g in data["grids"] for w in g["workers"]]
-    expected = 1 + len(data["command_centre"]["dispatchers"]) + len(data["technicians"]) + len(workers)
+    departments = data["departments"]
+    expected = (
+        1
+        + len(data["command_centre"]["dispatchers"])
+        + len(data["technicians"])
+        + len(workers)
+        + len(departments)
+        + len(data["data_stewards"])
+    )
     assert report.users_created == expected
     admin = users.get("admin")
     assert admin is not None and [r.value for r in admin.roles] == ["admin"]
@@ -545,6 +553,11 @@ def test_given_the_seeded_district_then_its_people_are_in_the_registry_and_reach
     assert dispatcher is not None and [r.value for r in dispatcher.roles] == ["dispatcher"]
     tech = users.get(data["technicians"][0]["user_id"])
     assert tech is not None and [r.value for r in tech.roles] == ["technician"]
+    liaison = users.get(departments[0]["liaison"]["user_id"])
+    assert liaison is not None and [r.value for r in liaison.roles] == ["department"]
+    assert liaison.department_id == departments[0]["department_id"]
+    steward = users.get(data["data_stewards"][0]["user_id"])
+    assert steward is not None and [r.value for r in steward.roles] == ["data_steward"]
     worker_id, grid_id = workers[0]
     worker = users.get(worker_id)
     assert worker is not None and worker.grid_ids == [grid_id]

@@ -33,6 +33,11 @@ class Role(StrEnum):
     DISPATCHER = "dispatcher"
     GRID_WORKER = "grid_worker"
     TECHNICIAN = "technician"
+    DEPARTMENT = "department"
+    """A city department's staff or system: owns forms and catalogue resources, shares data.
+    Which department comes from the user registry (``department_id``), not from a token claim."""
+    DATA_STEWARD = "data_steward"
+    """Population data stewards: review queue and steward decisions of the resident merge."""
 
 
 SEES_ALL_ORDERS = frozenset({Role.ADMIN, Role.DISPATCHER})
@@ -177,6 +182,14 @@ class Caller(BaseModel):
     @property
     def is_technician(self) -> bool:
         return Role.TECHNICIAN in self.roles
+
+    @property
+    def is_department(self) -> bool:
+        return Role.DEPARTMENT in self.roles
+
+    @property
+    def is_data_steward(self) -> bool:
+        return Role.DATA_STEWARD in self.roles
 
     @property
     def sees_all_orders(self) -> bool:

@@ -111,7 +111,10 @@ CANCEL_REASON_ZH = {
 ANY_STATUS = frozenset(OrderStatus)
 WORKERS: frozenset[Actor] = frozenset({Role.GRID_WORKER, Role.TECHNICIAN, Role.DISPATCHER})
 DISPATCH: frozenset[Actor] = frozenset({Role.DISPATCHER})
-EVERYONE: frozenset[Actor] = frozenset({*Role, SYSTEM})
+EVERYONE: frozenset[Actor] = frozenset(
+    {Role.ADMIN, Role.DISPATCHER, Role.GRID_WORKER, Role.TECHNICIAN, SYSTEM}
+)
+"""Everyone who works orders (departments and data stewards have no part in them)."""
 
 
 @dataclass(frozen=True)

@@ -20,4 +20,6 @@ class UserProfile(BaseModel):
     webhook_url: str | None = Field(None, pattern=r"^https://")
     roles: list[Role] = Field(default_factory=list)
     grid_ids: list[str] = Field(default_factory=list)
+    department_id: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{1,39}$")
+    """For the ``department`` role: the department this person (or system account) acts for."""
     active: bool = True
