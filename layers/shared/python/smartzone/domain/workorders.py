@@ -33,6 +33,13 @@ class Category(StrEnum):
     DEVICE_OFFLINE = "device_offline"
     PATROL_REPORT = "patrol_report"
     """A problem a grid worker found on patrol (``POST /v1/reports``)."""
+    # Detections (video analytics, drones): one category per ``DetectionType`` (same values).
+    ILLEGAL_DUMPING = "illegal_dumping"
+    RIVER_LOITERING = "river_loitering"
+    STRAW_BURNING = "straw_burning"
+    ILLEGAL_FISHING = "illegal_fishing"
+    POLLUTION_EQUIPMENT_STOPPED = "pollution_equipment_stopped"
+    CONSTRUCTION_VIOLATION = "construction_violation"
 
 
 class Severity(StrEnum):
@@ -57,6 +64,12 @@ CATEGORY_LABEL_ZH = {
     Category.DEVICE_BATTERY_LOW: "设备电量低",
     Category.DEVICE_OFFLINE: "设备离线",
     Category.PATROL_REPORT: "巡查上报",
+    Category.ILLEGAL_DUMPING: "违规倾倒",
+    Category.RIVER_LOITERING: "河岸逗留",
+    Category.STRAW_BURNING: "秸秆焚烧",
+    Category.ILLEGAL_FISHING: "非法捕捞",
+    Category.POLLUTION_EQUIPMENT_STOPPED: "治污设施停运",
+    Category.CONSTRUCTION_VIOLATION: "工地违规施工",
 }
 STATUS_LABEL_ZH = {
     OrderStatus.DISPATCHED: "已派单",
@@ -112,6 +125,47 @@ class Reporter(BaseModel):
     phone: str | None = None
 
 
+class RoutingMethod(StrEnum):
+    REGISTRY = "registry"
+    """The source's registered grid (a device's or a camera's)."""
+    CONTAINS = "contains"
+    """The grid whose boundary contains the location."""
+    NEAREST = "nearest"
+    """Outside every grid: the nearest grid within the fallback distance."""
+    COMMAND_CENTRE = "command_centre"
+    """Outside every grid and too far from all of them: the command centre's queue."""
+
+
+class Routing(BaseModel):
+    """How an order found its grid (shown on the order, so a fallback is visible)."""
+
+    method: RoutingMethod
+    distance_m: float | None = None
+    """For ``nearest``: the distance to that grid's boundary."""
+    note: str | None = None
+
+
+class DetectionSummary(BaseModel):
+    """The detections merged into one order (camera/drone orders)."""
+
+    source: str
+    """``camera`` or ``drone``."""
+    type: str
+    camera_id: str | None = None
+    count: int = 1
+    first_seen: str
+    last_seen: str
+    max_confidence: float | None = None
+    snapshots: list[str] = Field(default_factory=list)
+    """S3 keys of up to N snapshots (the API presigns short-lived links)."""
+    track_ids: list[str] = Field(default_factory=list)
+    flight_id: str | None = None
+    before_image: str | None = None
+    after_image: str | None = None
+    polygon: list[list[float]] | None = None
+    """A drone change's outline: a ring of ``[lon, lat]``."""
+
+
 class WorkOrder(BaseModel):
     """A work order as stored and as returned by the API."""
 
@@ -138,6 +192,8 @@ class WorkOrder(BaseModel):
     sensor_normal: bool = False
     sensor_normal_at: str | None = None
     reraise_count: int = 0
+    detection: DetectionSummary | None = None
+    routing: Routing | None = None
     escalation_level: int = 0
     created_at: str
     updated_at: str
