@@ -35,7 +35,7 @@ def methods(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
 # --- identity --------------------------------------------------------------------------------
 
 
-def test_given_a_global_region_then_a_cognito_pool_with_the_four_groups_backs_the_authorizer(
+def test_given_a_global_region_then_a_cognito_pool_with_every_role_as_a_group_backs_the_authorizer(
     global_synth: Synth,
 ) -> None:
     pool_id, pool = global_synth.only("AWS::Cognito::UserPool")
@@ -48,7 +48,7 @@ def test_given_a_global_region_then_a_cognito_pool_with_the_four_groups_backs_th
     groups = {
         g["Properties"]["GroupName"] for g in global_synth.resources("AWS::Cognito::UserPoolGroup").values()
     }
-    assert groups == {"admin", "dispatcher", "grid_worker", "technician"}
+    assert groups == {"admin", "dispatcher", "grid_worker", "technician", "department", "data_steward"}
 
     _, authorizer = global_synth.only("AWS::ApiGateway::Authorizer")
     assert authorizer["Properties"]["Type"] == "COGNITO_USER_POOLS"
