@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)
 
-.PHONY: install browser run demo test lint fmt unit integration infra bench synth synth-cn clean
+.PHONY: install browser run demo test lint fmt unit integration infra bench synth synth-cn deploy clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -36,6 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/shared/python functions infra tools bench
 	$(BIN)/python -m tools.seed_data --check
+	$(BIN)/python -m tools.catalogue_seed --check
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
@@ -59,8 +60,21 @@ bench: $(STAMP)
 	@for b in bench/*.py; do n=$$(basename $$b .py); [ "$$n" = "__init__" ] && continue; \
 	  echo "== bench/$$n"; $(BIN)/python -m bench.$$n || exit 1; done
 
+# Environments (infra/environments.py): make synth ENV=prod, make deploy ENV=prod REGION=cn-north-1.
+# Without ENV: stack SmartZone with the stack's defaults (what the local platform and tests use).
+# Only from the command line (a shell's own $ENV, the sh startup file, must not leak in).
+ifneq ($(origin ENV),command line)
+ENV :=
+endif
+REGION ?=
+CDK_ARGS ?=
+ENV_CONTEXT = $(if $(ENV),-c env=$(ENV)) $(if $(REGION),-c region=$(REGION))
 synth: $(STAMP)
-	$(BIN)/python infra/app.py
+	$(BIN)/python infra/app.py $(ENV_CONTEXT) $(CDK_ARGS)
+
+deploy: $(STAMP)
+	@test -n "$(ENV)" || { echo "make deploy needs ENV=dev|staging|prod"; exit 2; }
+	npx cdk deploy $(ENV_CONTEXT) $(CDK_ARGS) --require-approval broadening
 
 # AWS China has no Cognito user pools: the TOKEN authorizer needs the district's OIDC provider.
 OIDC_ISSUER ?= https://idp.example.gov.cn

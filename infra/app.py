@@ -4,7 +4,9 @@ synthesizes offline into ``cdk.out``.
 Region: context ``region`` (``-c region=cn-north-1``), else ``CDK_DEFAULT_REGION``, else
 ``ap-southeast-1``. Account: context ``account``, else ``CDK_DEFAULT_ACCOUNT``, else none (the
 template then uses ``${AWS::AccountId}``; deploying resolves it). Stack name: context
-``stack_name`` (default ``SmartZone``). Nothing needs AWS credentials or a lookup.
+``stack_name`` (default ``SmartZone``). Environment: ``-c env=dev|staging|prod`` applies that
+preset of ``infra/environments.py`` (stack ``SmartZone-<env>``, retention, thresholds, removal
+policy); ``-c`` values given too win over it. Nothing needs AWS credentials or a lookup.
 
 cdk-nag's AwsSolutions checks run on every synth: an unacknowledged finding fails it.
 """
@@ -31,6 +33,7 @@ if __name__ == "__main__":
 
 import aws_cdk as cdk  # noqa: E402
 
+from infra.environments import ENV_CONTEXT_KEY, environment_context  # noqa: E402
 from infra.nag import add_nag_checks  # noqa: E402
 from infra.stack import SmartZoneStack  # noqa: E402
 
@@ -49,7 +52,11 @@ def cdk_json_context() -> dict[str, Any]:
 
 def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
     """The app with its one stack and the cdk-nag checks (``context`` wins over cdk.json)."""
-    merged = {**cdk_json_context(), **(context or {})}
+    # An environment's preset (``-c env=prod``) fills what the caller did not set. Under the CDK
+    # CLI, ``-c`` values arrive in CDK_CONTEXT_JSON, which cdk.App lets win over ``context``.
+    cli = json.loads(os.environ.get("CDK_CONTEXT_JSON") or "{}")
+    base = {**cdk_json_context(), **cli, **(context or {})}
+    merged = {**cdk_json_context(), **environment_context(base.get(ENV_CONTEXT_KEY)), **(context or {})}
     app = cdk.App(context=merged, outdir=outdir)
     region = app.node.try_get_context("region") or os.environ.get("CDK_DEFAULT_REGION") or DEFAULT_REGION
     account = app.node.try_get_context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT")

@@ -13,7 +13,9 @@ Configuration comes from CDK context (``-c key=value`` or ``cdk.json``), never f
 | ``max_future_skew_s``    | 300          | ``MAX_FUTURE_SKEW_S``                                |
 | ``publish_attempts``     | 3            | ``PUBLISH_ATTEMPTS`` of the outbox function          |
 | ``uploads_expiry_days``  | 731          | uploaded photos are deleted after this many days     |
+| ``exports_expiry_days``  | 7            | form export files are deleted after this many days   |
 | ``sweep_minutes``        | 5            | the sweeper runs every this many minutes (1–60)      |
+| ``snapshots_expiry_days`` | 365         | detection snapshots and drone images are deleted after this |
 | ``api_throttle_rate``    | 50           | stage-wide steady requests per second                |
 | ``api_throttle_burst``   | 100          | stage-wide burst                                     |
 | ``cors_origins``         | ``*``        | allowed browser origins, comma-separated (or a list) |
@@ -24,6 +26,12 @@ Configuration comes from CDK context (``-c key=value`` or ``cdk.json``), never f
 | ``dashboard_site``       | false        | host the command-centre dashboard (S3 + CloudFront)  |
 | ``dashboard_domain``     | –            | global only: the site's alternate domain name        |
 | ``dashboard_certificate_arn`` | –       | global only: its ACM certificate (us-east-1)         |
+| ``removal_policy``       | retain       | ``retain`` or ``destroy`` (dev) for tables, buckets, keys, logs |
+| ``inbox_ttl_days``       | 180          | in-app inbox entries expire after this many days     |
+| ``audit_retention_days`` | 1096         | audit-log entries expire after this (at least 3 years) |
+| ``env``                  | –            | ``dev``/``staging``/``prod`` presets (``infra/environments.py``) |
+| ``ops_alarm_email``, ``alarm_*``, ``fleet_*`` | | alarm settings (``infra/constructs/monitoring.py``) |
+| ``sharing_departments``, ``sharing_rate``, ``sharing_burst``, ``sharing_quota_per_day`` | 13 departments, 10, 20, 50000 | per-department usage plans on ``/v1/data`` (``infra/constructs/sharing.py``) |
 """
 
 from __future__ import annotations
@@ -42,14 +50,22 @@ from infra.constructs.dashboard_site import (
     DashboardSite,
     DashboardSiteSettings,
 )
+from infra.constructs.datalake import DataLake
+from infra.constructs.detections import Detections, DetectionSettings
 from infra.constructs.device_policy import DevicePolicy
+from infra.constructs.forms import Forms
 from infra.constructs.functions import FunctionSettings
 from infra.constructs.identity import Identity, IdentitySettings
 from infra.constructs.ingest import Ingest, TelemetrySettings
 from infra.constructs.layers import Layers
+from infra.constructs.monitoring import Monitoring, MonitoringSettings
 from infra.constructs.notifications import Notifications, OutboxSettings
+from infra.constructs.ops_dashboard import OpsDashboard
+from infra.constructs.population import Population
+from infra.constructs.sharing import DataSharing, SharingSettings
 from infra.constructs.storage import INDEXES, Storage
 from infra.constructs.sweeper import MAX_SWEEP_MINUTES, Sweeper
+from infra.environments import REMOVAL_POLICIES, RemovalPolicies, removal_policy_of
 
 RETENTION_DAYS = {
     1: logs.RetentionDays.ONE_DAY,
@@ -114,6 +130,11 @@ class StackConfig:
     dashboard_site: bool = False
     dashboard_domain: str = ""
     dashboard_certificate_arn: str = ""
+    exports_expiry_days: int = 7
+    removal_policy: str = "retain"
+    snapshots_expiry_days: int = 365
+    inbox_ttl_days: int = 180
+    audit_retention_days: int = 1096
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
@@ -157,6 +178,10 @@ class StackConfig:
             raise ValueError("publish_attempts must be at least 1")
         if self.uploads_expiry_days < 1:
             raise ValueError("uploads_expiry_days must be at least 1")
+        if self.exports_expiry_days < 1:
+            raise ValueError("exports_expiry_days must be at least 1")
+        if self.snapshots_expiry_days < 1:
+            raise ValueError("snapshots_expiry_days must be at least 1")
         if not 1 <= self.sweep_minutes <= MAX_SWEEP_MINUTES:
             raise ValueError(f"sweep_minutes must be between 1 and {MAX_SWEEP_MINUTES}")
         if self.api_throttle_rate <= 0 or self.api_throttle_burst < 1:
@@ -168,6 +193,12 @@ class StackConfig:
                 raise ValueError(f"cors origin {origin!r} must be '*', https://… or a localhost URL")
         if not 0 <= self.authorizer_cache_s <= 3600:
             raise ValueError("authorizer_cache_s must be between 0 and 3600 (API Gateway's limit)")
+        if self.removal_policy not in REMOVAL_POLICIES:
+            raise ValueError(f"removal_policy={self.removal_policy!r} is not one of {REMOVAL_POLICIES}")
+        if self.inbox_ttl_days < 1:
+            raise ValueError("inbox_ttl_days must be at least 1")
+        if self.audit_retention_days < 1096:
+            raise ValueError("audit_retention_days must be at least 1096 (the audit log is kept three years)")
         if bool(self.dashboard_domain) != bool(self.dashboard_certificate_arn):
             raise ValueError(
                 "dashboard_domain and dashboard_certificate_arn go together: set both or neither"
@@ -242,7 +273,9 @@ class SmartZoneStack(cdk.Stack):
             key=self.storage.key,
             table=self.storage.table,
             functions=functions,
-            outbox=OutboxSettings(publish_attempts=self.config.publish_attempts),
+            outbox=OutboxSettings(
+                publish_attempts=self.config.publish_attempts, inbox_ttl_days=self.config.inbox_ttl_days
+            ),
         )
         self.device_policy = DevicePolicy(self, "DevicePolicy")
         self.identity = Identity(
@@ -271,7 +304,26 @@ class SmartZoneStack(cdk.Stack):
                 throttle_rate=self.config.api_throttle_rate,
                 throttle_burst=self.config.api_throttle_burst,
                 cors_origins=self.config.cors_origin_list,
+                audit_retention_days=self.config.audit_retention_days,
             ),
+        )
+        self.sharing = DataSharing(
+            self,
+            "DataSharing",
+            rest_api=self.api.rest_api,
+            api_function=self.api.function.function,
+            identity=self.identity,
+            validator=self.api.validator,
+            settings=SharingSettings.from_context(self.node),
+        )
+        self.datalake = DataLake(
+            self,
+            "DataLake",
+            key=self.storage.key,
+            table=self.storage.table,
+            access_logs=self.storage.access_logs,
+            functions=functions,
+            api_function=self.api.function.function,
         )
         self.sweeper = Sweeper(
             self,
@@ -280,6 +332,43 @@ class SmartZoneStack(cdk.Stack):
             table=self.storage.table,
             functions=functions,
             sweep_minutes=self.config.sweep_minutes,
+        )
+        self.population = Population(
+            self,
+            "Population",
+            key=self.storage.key,
+            table=self.storage.table,
+            index_names=INDEXES,
+            access_logs=self.storage.access_logs,
+            api_function=self.api.function,
+            functions=functions,
+        )
+        self.forms = Forms(
+            self,
+            "Forms",
+            key=self.storage.key,
+            table=self.storage.table,
+            access_logs=self.storage.access_logs,
+            api_function=self.api.function,
+            functions=functions,
+            exports_expiry=cdk.Duration.days(self.config.exports_expiry_days),
+        )
+
+        self.detections = Detections(
+            self,
+            "Detections",
+            key=self.storage.key,
+            table=self.storage.table,
+            access_logs=self.storage.access_logs,
+            functions=functions,
+            rest_api=self.api.rest_api,
+            api_function=self.api.function.function,
+            sweeper_function=self.sweeper.function.function,
+            settings=DetectionSettings(
+                snapshots_expiry_days=self.config.snapshots_expiry_days,
+                max_future_skew_s=self.config.max_future_skew_s,
+                max_reading_age_s=self.config.max_reading_age_s,
+            ),
         )
 
         self.dashboard: DashboardSite | None = None
@@ -296,7 +385,47 @@ class SmartZoneStack(cdk.Stack):
                 ),
             )
 
+        # Last: the alarms cover every function, queue, stream consumer, API and schedule built above.
+        removal_policy = removal_policy_of(self.config.removal_policy)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            settings=MonitoringSettings.from_context(self.node),
+            removal_policy=removal_policy,
+        )
+        self.ops_dashboard = OpsDashboard(self, "OpsDashboard", monitoring=self.monitoring)
+        cdk.Aspects.of(self).add(RemovalPolicies(removal_policy))
+
         outputs = {
+            "OpsTopicArn": (
+                self.monitoring.topic.topic_arn,
+                "Operators' alarm topic (subscribe e-mail here)",
+            ),
+            "OpsDashboardName": (self.ops_dashboard.dashboard_name, "CloudWatch operations dashboard"),
+            "DetectionsBufferQueueUrl": (
+                self.detections.buffer.queue.queue_url,
+                "IoT detection rules and the webhook to the detections function",
+            ),
+            "DetectionRejectsQueueUrl": (
+                self.detections.rejects.queue.queue_url,
+                "Bad detections, with reasons",
+            ),
+            "SnapshotsBucketName": (
+                self.detections.snapshots.bucket_name,
+                "Detection snapshots under snapshots/",
+            ),
+            "VendorKeysSecretArn": (
+                self.detections.vendor_keys.secret_arn,
+                "Webhook vendors' HMAC keys (JSON map)",
+            ),
+            "VendorUsagePlanId": (
+                self.detections.usage_plan.usage_plan_id,
+                "Usage plan for vendors' API keys",
+            ),
+            "DetectionSourcePolicyName": (
+                self.detections.source_policy.ref,
+                "IoT policy for camera and drone certificates",
+            ),
             "TableName": (self.storage.table.table_name, "The single table"),
             "NotificationsTopicArn": (
                 self.notifications.topic.topic_arn,
@@ -325,6 +454,16 @@ class SmartZoneStack(cdk.Stack):
             "TelemetryRuleName": (self.ingest.rule.ref, "IoT topic rule for manhole telemetry"),
             "ApiUrl": (self.api.url, "Base URL of the HTTP API (…/v1/)"),
             "UploadsBucketName": (self.storage.uploads.bucket_name, "Work-order photos under uploads/"),
+            "PopulationBucketName": (
+                self.population.bucket.bucket_name,
+                "Population source tables (incoming/<batch>/), config/ and reports/",
+            ),
+            "PopulationWorkflowArn": (
+                self.population.state_machine.state_machine_arn,
+                'Population merge workflow (input {"batch": ...})',
+            ),
+            "ExportsBucketName": (self.forms.bucket.bucket_name, "Form exports (CSV/XLSX) under exports/"),
+            "ExportJobsQueueUrl": (self.forms.queue.queue.queue_url, "Form export jobs"),
             "AuthorizerMode": (
                 self.identity.mode,
                 "cognito (user pool authorizer) or oidc-token (Lambda TOKEN authorizer, aws-cn)",

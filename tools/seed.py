@@ -1,9 +1,11 @@
 """Loads the demo district into the table: ``python -m tools.seed [--file PATH] [--subscribe]``.
 
-Every grid, device and person is validated through the registry's pydantic models before anything is
+Every grid, device, camera and person is validated through the registry's pydantic models before anything is
 written (an invalid record stops the load with an error naming it), then written in batches:
 grids and new devices with BatchWriteItem, changed devices with UpdateItem of their registry
-attributes only. Re-running is safe: a device's hot state (``state``, ``version``: watermark,
+attributes only. Grid boundaries are stored on the grid items (routing by location reads them).
+Cameras (the river bank's ``cameras`` and the ``site_cameras``) go to the camera registry: new or
+changed ones with BatchWriteItem, unchanged ones not at all. Re-running is safe: a device's hot state (``state``, ``version``: watermark,
 open alarms) is never overwritten, and unchanged devices are not written at all.
 
 The user registry is written too (only new or changed users): ``admin``, the command centre's
@@ -35,13 +37,18 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from smartzone.domain import geo
+from smartzone.domain.cameras import Camera
 from smartzone.domain.identity import Role
 from smartzone.domain.registry import Device, Grid
 from smartzone.domain.users import UserProfile
+from smartzone.repositories.cameras import CameraRepository
 from smartzone.repositories.devices import DeviceRepository
+from smartzone.repositories.grid_areas import GridAreaRepository
 from smartzone.repositories.subscriptions import SubscriptionOutcome, TopicSubscriptions, subscribe_worker
 from smartzone.repositories.users import UserRepository
+from tools.catalogue_seed import load_catalogue
 from tools.seed_data import DEFAULT_PATH
+from tools.seed_forms import load_forms
 
 MAX_LISTED_PROBLEMS = 20
 ADMIN = UserProfile(username="admin", name="系统管理员", roles=[Role.ADMIN])
@@ -75,6 +82,8 @@ class District:
     boundaries: dict[str, dict[str, Any]]
     cameras: int
     users: list[UserProfile] = field(default_factory=list)
+    camera_records: list[Camera] = field(default_factory=list)
+    """River cameras (``cameras``) and site/enterprise cameras (``site_cameras``) for the registry."""
 
 
 @dataclass
@@ -93,6 +102,9 @@ class SeedReport:
     users_created: int = 0
     users_updated: int = 0
     users_unchanged: int = 0
+    cameras_created: int = 0
+    cameras_updated: int = 0
+    cameras_unchanged: int = 0
     elapsed_s: float = 0.0
 
     @property
@@ -113,6 +125,12 @@ class SeedReport:
             text += (
                 f", {users} users ({self.users_created} created, {self.users_updated} updated, "
                 f"{self.users_unchanged} unchanged)"
+            )
+        cameras = self.cameras_created + self.cameras_updated + self.cameras_unchanged
+        if cameras:
+            text += (
+                f", {cameras} cameras ({self.cameras_created} created, {self.cameras_updated} updated, "
+                f"{self.cameras_unchanged} unchanged)"
             )
         if self.subscriptions:
             counts = ", ".join(f"{n} {status}" for status, n in sorted(self.subscription_counts().items()))
@@ -194,9 +212,9 @@ def validate_district(data: object, source: str = "<data>") -> District:
         elif device.grid_id in boundaries and not geo.contains(boundaries[device.grid_id], *device_position):
             problems.append(f"{label}: position {list(device_position)} is outside grid {device.grid_id}")
     users = _district_users(data, [grid for _, grid in grids], problems)
+    camera_records = _district_cameras(data, grid_ids, boundaries, problems)
     if problems:
         raise SeedDataError(source, problems)
-    cameras = data.get("cameras")
     return District(
         source=source,
         version=data.get("version"),
@@ -204,9 +222,52 @@ def validate_district(data: object, source: str = "<data>") -> District:
         grids=[grid for _, grid in grids],
         devices=[device for _, device in devices],
         boundaries=boundaries,
-        cameras=len(cameras) if isinstance(cameras, list) else 0,
+        cameras=len(camera_records),
         users=users,
+        camera_records=camera_records,
     )
+
+
+CAMERA_SECTIONS = ("cameras", "site_cameras")
+"""Sections of the seed file holding cameras (river bank; construction sites and enterprises)."""
+
+
+def _district_cameras(
+    data: dict[str, Any], grid_ids: set[str], boundaries: dict[str, dict[str, Any]], problems: list[str]
+) -> list[Camera]:
+    """Every camera of the file as a registry record. Descriptive fields that the registry does not
+    keep (``chainage_m``, ``heading_deg``) stay in the file only."""
+    cameras: list[Camera] = []
+    seen: set[str] = set()
+    for section in CAMERA_SECTIONS:
+        raws = data.get(section) or []
+        if not isinstance(raws, list):
+            problems.append(f"{section}: must be a list")
+            continue
+        for index, raw in enumerate(raws):
+            label = _label(section, index, raw, "camera_id")
+            if not isinstance(raw, dict):
+                problems.append(f"{label}: must be an object")
+                continue
+            try:
+                camera = Camera.model_validate({k: v for k, v in raw.items() if k in Camera.model_fields})
+            except ValidationError as error:
+                problems.append(f"{label}: {_describe(error)}")
+                continue
+            if camera.camera_id in seen:
+                problems.append(f"{label}: duplicate camera_id {camera.camera_id}")
+                continue
+            seen.add(camera.camera_id)
+            if camera.grid_id not in grid_ids:
+                problems.append(f"{label}: grid_id {camera.grid_id} is not a grid in this file")
+            elif camera.grid_id in boundaries and not geo.contains(
+                boundaries[camera.grid_id], camera.lon, camera.lat
+            ):
+                problems.append(
+                    f"{label}: position {[camera.lon, camera.lat]} is outside grid {camera.grid_id}"
+                )
+            cameras.append(camera)
+    return cameras
 
 
 def _department_users(data: dict[str, Any], users: dict[str, UserProfile], problems: list[str]) -> None:
@@ -342,6 +403,9 @@ def load_district(
     """
     started = time.perf_counter()
     district = read_district(path)
+    # Forms first: each new form is one transaction, and the emulator (moto) copies the whole
+    # table per transaction, so they are cheapest while the table is still small.
+    load_forms(table_name)  # issue 6: the seeded form definitions (events/seed/forms/*.json)
     written = DeviceRepository(table_name).put_many(
         district.devices, district.grids, boundaries=district.boundaries, progress=progress
     )
@@ -355,7 +419,16 @@ def load_district(
         devices_unchanged=written.unchanged,
         cameras_in_file=district.cameras,
     )
+    GridAreaRepository(table_name).invalidate()  # boundaries may have changed
+    for camera_outcome in CameraRepository(table_name).put_many(district.camera_records).values():
+        if camera_outcome == "created":
+            report.cameras_created += 1
+        elif camera_outcome == "updated":
+            report.cameras_updated += 1
+        else:
+            report.cameras_unchanged += 1
     people = UserRepository(table_name).put_many(district.users)
+    load_catalogue(table_name)  # issue 8: the data catalogue (events/seed/catalogue.json)
     for outcome in people.values():
         if outcome == "created":
             report.users_created += 1
@@ -382,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m tools.seed",
-        description="Load the demo district (grids, devices, users) into the table.",
+        description="Load the demo district (grids, devices, cameras, users) into the table.",
     )
     parser.add_argument("--file", type=Path, default=DEFAULT_PATH, help="seed file (default: %(default)s)")
     parser.add_argument("--subscribe", action="store_true", help="subscribe grid workers to the topic")

@@ -12,7 +12,11 @@ deterministically from a seed (``random.Random(seed)``) so that the committed fi
 - 8 named main roads (polylines) and 600 manhole covers ``MH-0001``…``MH-0600`` spaced along them,
   each named after its road and number (``高新大道178号井``) and assigned to the grid whose polygon
   contains it. Cover No. 178, the cover of the district's story, lies on 高新大道.
-- 7.7 km of monitored river bank in four segments, watched by 20 cameras ``CAM-01``…``CAM-20``.
+- 7.7 km of monitored river bank in four segments, watched by 20 cameras ``CAM-01``…``CAM-20``
+  (kind ``river``, vendor ``hikvision-demo``, the river detection types), and five cameras at
+  construction sites (``CAM-S01``…``S03``) and enterprises (``CAM-E01``, ``E02``) in the
+  ``site_cameras`` section, placed inside their grids without random draws (appended after every
+  random draw, so the existing data does not move).
 
 Names, phone numbers and addresses are invented; e-mail addresses use ``example.org``.
 """
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from smartzone.domain import geo
+from smartzone.domain.detections import DETECTION_POLICIES, DetectionType
 
 VERSION = 1
 """Format version of the data file."""
@@ -62,6 +67,37 @@ RIVER_SEGMENTS = (
     ("RB-3", "高新港段", 3_850, 5_800),
     ("RB-4", "东河口段", 5_800, 7_700),
 )
+
+RIVER_CAMERA_VENDOR = "hikvision-demo"
+SITE_CAMERA_VENDOR = "dahua-demo"
+RIVER_DETECTIONS = ("illegal_dumping", "river_loitering", "illegal_fishing", "straw_burning")
+RIVER_TUNING: dict[str, dict[str, dict[str, float | int]]] = {
+    "RB-2": {"river_loitering": {"min_confidence": 0.8, "quiet_window_s": 3600}},
+}
+"""Per segment, detection settings that differ from the policy defaults: the riverside park
+(江滩公园段) has many visitors, so loitering there needs more confidence and merges for an hour."""
+SITE_CAMERAS = (
+    (
+        "CAM-S01",
+        "site",
+        "G06",
+        "科创园三期建设项目",
+        (0.40, 0.55),
+        ("construction_violation", "illegal_dumping"),
+    ),
+    ("CAM-S02", "site", "G10", "银湖安置房项目", (0.55, 0.45), ("construction_violation", "illegal_dumping")),
+    (
+        "CAM-S03",
+        "site",
+        "G07",
+        "高新港物流园项目",
+        (0.50, 0.50),
+        ("construction_violation", "illegal_dumping"),
+    ),
+    ("CAM-E01", "enterprise", "G08", "华星新材料有限公司", (0.45, 0.50), ("pollution_equipment_stopped",)),
+    ("CAM-E02", "enterprise", "G11", "江南精细化工厂", (0.50, 0.40), ("pollution_equipment_stopped",)),
+)
+"""(camera_id, kind, grid, site, position as fractions of the grid's bounding box, detection types)."""
 
 COMMUNITIES = (
     ("滨江社区", 10_200, ("G01", "G02", "G05")),
@@ -356,6 +392,9 @@ class _District:
                     "river_segment": segment[0],
                     "chainage_m": round(chainage),
                     "heading_deg": round((heading - 90) % 360),
+                    "kind": "river",
+                    "vendor_id": RIVER_CAMERA_VENDOR,
+                    "detections": _detections(RIVER_DETECTIONS, RIVER_TUNING.get(segment[0], {})),
                 }
             )
         river = {
@@ -374,6 +413,31 @@ class _District:
             ],
         }
         return river, cameras
+
+    def site_cameras(self, polygons: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """Cameras at construction sites and enterprises: fixed places inside their grids (no
+        random draws, so the rest of the file does not move)."""
+        cameras = []
+        for camera_id, kind, grid_id, site, (fx, fy), detections in SITE_CAMERAS:
+            box = geo.bbox(polygons[grid_id])
+            position = _round((box[0] + fx * (box[2] - box[0]), box[1] + fy * (box[3] - box[1])))
+            located = _locate(position, polygons, camera_id)
+            if located != grid_id:
+                raise RuntimeError(f"{camera_id} at {position} lies in {located}, not {grid_id}")
+            cameras.append(
+                {
+                    "camera_id": camera_id,
+                    "name": f"{site}{'工地' if kind == 'site' else '治污设施'}摄像机",
+                    "kind": kind,
+                    "lon": position[0],
+                    "lat": position[1],
+                    "grid_id": grid_id,
+                    "site": site,
+                    "vendor_id": SITE_CAMERA_VENDOR,
+                    "detections": _detections(detections, {}),
+                }
+            )
+        return cameras
 
     # --- the whole file -------------------------------------------------------------------------
 
@@ -419,6 +483,7 @@ class _District:
         roads = self.roads()
         devices = self.covers(roads, polygons)
         river, cameras = self.river(polygons)
+        site_cameras = self.site_cameras(polygons)
         return {
             "version": VERSION,
             "seed": self.seed,
@@ -441,6 +506,7 @@ class _District:
             "roads": roads,
             "river": river,
             "cameras": cameras,
+            "site_cameras": site_cameras,
             "devices": devices,
             "departments": [
                 {
@@ -469,6 +535,21 @@ def _apportion(total: int, weights: Sequence[float]) -> list[int]:
     for i in by_remainder[: total - sum(counts)]:
         counts[i] += 1
     return counts
+
+
+def _detections(types: Sequence[str], tuning: dict[str, dict[str, float | int]]) -> list[dict[str, Any]]:
+    """Detection settings: each type's policy defaults, overridden by ``tuning``."""
+    out = []
+    for name in types:
+        policy = DETECTION_POLICIES[DetectionType(name)]
+        setting: dict[str, Any] = {
+            "type": name,
+            "min_confidence": policy.default_min_confidence,
+            "quiet_window_s": policy.default_quiet_window_s,
+        }
+        setting.update(tuning.get(name, {}))
+        out.append(setting)
+    return out
 
 
 def _locate(position: Sequence[float], polygons: dict[str, dict[str, Any]], what: str) -> str:

@@ -21,7 +21,26 @@ from smartzone.repositories.cursor import InvalidCursor
 
 from .context import caller_of, check_body_size
 from .errors import error_response
-from .routes import devices, grids, notifications, reports, stats, uploads, workorders
+from .routes import (
+    audit,
+    cameras,
+    catalogue,
+    devices,
+    forms,
+    grid_boundaries,
+    grids,
+    notifications,
+    population,
+    reports,
+    residents,
+    sharing,
+    stats,
+    subjects,
+    uploads,
+    workorders,
+)
+from .routes import data as data_lake
+from .routes import exports as form_exports
 
 API_TITLE = "SmartZone API"
 API_VERSION = "1.0.0"
@@ -48,8 +67,19 @@ app.include_router(reports.router, prefix="/v1/reports")
 app.include_router(notifications.router, prefix="/v1/notifications")
 app.include_router(devices.router, prefix="/v1/devices")
 app.include_router(grids.router, prefix="/v1/grids")
+app.include_router(grid_boundaries.router, prefix="/v1/grids")
+app.include_router(cameras.router, prefix="/v1/cameras")
 app.include_router(stats.router, prefix="/v1/stats")
 app.include_router(uploads.router, prefix="/v1/uploads")
+app.include_router(residents.router, prefix="/v1/residents")
+app.include_router(population.router, prefix="/v1/population")
+app.include_router(audit.router, prefix="/v1/audit")
+app.include_router(forms.router, prefix="/v1/forms")
+app.include_router(form_exports.router, prefix="/v1/exports")
+app.include_router(subjects.router, prefix="/v1/subjects")
+app.include_router(catalogue.router, prefix="/v1/catalogue")
+app.include_router(sharing.router, prefix="/v1/sharing")
+app.include_router(data_lake.router, prefix="/v1/data")
 
 
 @app.exception_handler(ServiceError)

@@ -13,7 +13,7 @@ They raise on transient DynamoDB failures so that the record is retried.
 
 from __future__ import annotations
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from smartzone.domain.inbox import (
     DEFAULT_INBOX_TTL_DAYS,
@@ -25,7 +25,7 @@ from smartzone.domain.inbox import (
 from smartzone.domain.notifications import OutboundEvent
 from smartzone.domain.statistics import stats_update
 from smartzone.domain.timeutil import now_ms
-from smartzone.observability import logger, metrics
+from smartzone.observability import NAMESPACE, logger, metrics
 from smartzone.repositories.devices import DeviceRepository
 from smartzone.repositories.inbox import InboxRepository
 from smartzone.repositories.stats import StatsRepository
@@ -94,6 +94,12 @@ class StatsSink:
         marker_expires = now_ms() // 1000 + self.marker_ttl_days * 86_400
         if self.stats.record(event.event_id, update, marker_expires):
             metrics.add_metric(name="StatsEventsCounted", unit=MetricUnit.Count, value=1)
+            # The operations dashboard's "orders by status": one count per order entering a status.
+            if event.status != event.previous_status:
+                with single_metric(
+                    name="OrdersByStatus", unit=MetricUnit.Count, value=1, namespace=NAMESPACE
+                ) as metric:
+                    metric.add_dimension(name="status", value=event.status)
         else:
             metrics.add_metric(name="StatsDuplicatesSkipped", unit=MetricUnit.Count, value=1)
             logger.info("statistics already counted this event", extra={"day": update.day})

@@ -18,12 +18,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from smartzone.domain.timeutil import now_ms
 from smartzone.observability import logger, metrics, tracer
 from smartzone.repositories.alarm_store import AlarmStore
+from smartzone.repositories.detections import DetectionStore
 from smartzone.repositories.devices import DeviceRepository
 from smartzone.repositories.last_seen import LastSeenIndex
 from smartzone.repositories.workorders import WorkOrderRepository
 from smartzone.settings import get_settings
 
 from .sweeps import Sweeper, SweepOutcome
+from .transient import TransientSweep
 
 _METRICS = {
     "overdue": "OrdersOverdue",
@@ -31,6 +33,7 @@ _METRICS = {
     "offline_raised": "OfflineAlarmsRaised",
     "incidents": "OfflineIncidents",
     "errors": "SweepErrors",
+    "expired": "TransientOrdersExpired",
 }
 
 
@@ -48,6 +51,7 @@ def sweeper() -> Sweeper:
         LastSeenIndex(settings.table_name),
         AlarmStore(settings.table_name),
         lambda: clock(),
+        TransientSweep(DetectionStore(settings.table_name), WorkOrderRepository(settings.table_name)),
     )
 
 
@@ -68,6 +72,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "escalated": outcome.escalated,
         "offline_raised": outcome.raised,
         "incidents": outcome.incidents,
+        "expired": outcome.expired,
     }
     logger.info("sweep done", extra={"schedule_time": event.get("time"), **summary})
     return summary

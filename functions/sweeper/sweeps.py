@@ -48,6 +48,8 @@ from smartzone.repositories.last_seen import LastSeenIndex
 from smartzone.repositories.workorders import WorkOrderRepository
 from smartzone.settings import Settings
 
+from .transient import TransientSweep
+
 MAX_ATTEMPTS = 3
 _FAILURES = (ClientError, BotoCoreError, TransientStoreError)
 
@@ -61,6 +63,8 @@ class SweepOutcome:
     """Device ids whose ``offline`` alarm this run raised."""
     incidents: list[str] = field(default_factory=list)
     """Incident order ids this run created."""
+    expired: list[str] = field(default_factory=list)
+    """Transient detection orders this run closed (``expire``, see :mod:`functions.sweeper.transient`)."""
 
 
 def _minutes_zh(seconds: int) -> str:
@@ -87,7 +91,9 @@ class Sweeper:
         seen: LastSeenIndex,
         alarms: AlarmStore,
         clock: Callable[[], int] = now_ms,
+        transient: TransientSweep | None = None,
     ) -> None:
+        self.transient = transient
         self.settings = settings
         self.orders = orders
         self.devices = devices
@@ -100,6 +106,8 @@ class Sweeper:
         now = self.clock()
         self.sweep_sla(now, outcome)
         self.sweep_offline(now, outcome)
+        if self.transient is not None:
+            self.transient.run(now, outcome.counts, outcome.expired)
         return outcome
 
     # -- SLA ---------------------------------------------------------------------------------------

@@ -91,6 +91,8 @@ class ApiSettings:
     throttle_burst: int = 100
     cors_origins: Sequence[str] = field(default_factory=lambda: ("*",))
     """Browser origins allowed to call the API (``*`` for development)."""
+    audit_retention_days: int = 1096
+    """``AUDIT_RETENTION_DAYS``: the API writes the audit log (unmasked reads, erasure)."""
 
 
 class Api(Construct):
@@ -141,6 +143,7 @@ class Api(Construct):
                 "UPLOADS_BUCKET": uploads.bucket_name,
                 "CURSOR_SECRET_ARN": self.cursor_secret.secret_arn,
                 "NOTIFICATIONS_TOPIC_ARN": topic.topic_arn,
+                "AUDIT_RETENTION_DAYS": str(settings.audit_retention_days),
             },
         )
         fn = self.function.function

@@ -25,7 +25,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.functions import FunctionSettings, SmartZoneFunction
-from infra.constructs.queues import EncryptedQueue
+from infra.constructs.queues import EncryptedQueue, QueueRole, mark_queue
 from infra.nag import acknowledge
 
 TELEMETRY_TOPIC_FILTER = "smartzone/manhole/+/telemetry"
@@ -180,6 +180,9 @@ class Ingest(Construct):
         )
         self.errors = EncryptedQueue(self, "RuleErrors", key=key, retention_period=cdk.Duration.days(14))
         self.rejects = EncryptedQueue(self, "Rejects", key=key, retention_period=cdk.Duration.days(14))
+        mark_queue(self.buffer.queue, QueueRole.TELEMETRY_BUFFER)
+        mark_queue(self.errors.queue, QueueRole.RULE_ERRORS)
+        mark_queue(self.rejects.queue, QueueRole.REJECTS)
         self.archive = RawArchive(
             self, "RawArchive", bucket=archive_bucket, log_retention=functions.log_retention
         )

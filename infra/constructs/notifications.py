@@ -35,7 +35,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.functions import FunctionSettings, SmartZoneFunction
-from infra.constructs.queues import MAX_RETENTION, EncryptedQueue
+from infra.constructs.queues import MAX_RETENTION, EncryptedQueue, QueueRole, mark_queue
 from infra.constructs.storage import TABLE_KEY_ACTIONS
 from smartzone.repositories.keys import ORDER_PK_PREFIX
 
@@ -58,6 +58,8 @@ transaction is authorized by the Put/Update/ConditionCheckItem actions of its pa
 class OutboxSettings:
     publish_attempts: int = 3
     """Attempts to publish one event before it is parked in the retry queue (``PUBLISH_ATTEMPTS``)."""
+    inbox_ttl_days: int = 180
+    """In-app inbox entries expire this many days after their event (``INBOX_TTL_DAYS``)."""
 
 
 @jsii.implements(lambda_.IEventSourceDlq)
@@ -99,6 +101,8 @@ class Notifications(Construct):
         )
         self.retry = EncryptedQueue(self, "PublishRetry", key=key, retention_period=MAX_RETENTION)
         self.failures = EncryptedQueue(self, "StreamFailures", key=key, retention_period=MAX_RETENTION)
+        mark_queue(self.retry.queue, QueueRole.PUBLISH_RETRY)
+        mark_queue(self.failures.queue, QueueRole.STREAM_FAILURES)
 
         self.function = SmartZoneFunction(
             self,
@@ -113,6 +117,7 @@ class Notifications(Construct):
                 "NOTIFICATIONS_TOPIC_ARN": self.topic.topic_arn,
                 "RETRY_QUEUE_URL": self.retry.queue.queue_url,
                 "PUBLISH_ATTEMPTS": str(outbox.publish_attempts),
+                "INBOX_TTL_DAYS": str(outbox.inbox_ttl_days),
             },
             wildcard_resource_reasons=[
                 "dynamodb:ListStreams (added by the stream event source) does not support "

@@ -11,6 +11,34 @@ from constructs import Construct
 
 MAX_RETENTION = cdk.Duration.days(14)
 
+QUEUE_ROLE_TAG = "smartzone:queue"
+"""Tag naming what a queue is for; monitoring and ``tools/redrive.py`` find queues by it."""
+
+
+class QueueRole:
+    """Values of :data:`QUEUE_ROLE_TAG` (dead-letter queues need none: redrive policies name them)."""
+
+    TELEMETRY_BUFFER = "telemetry-buffer"
+    """Where rejects and IoT rule errors are redriven to (after re-evaluating the rule's SQL)."""
+    REJECTS = "rejects"
+    RULE_ERRORS = "rule-errors"
+    PUBLISH_RETRY = "publish-retry"
+    STREAM_FAILURES = "stream-failures"
+
+    PARKING = frozenset({REJECTS, RULE_ERRORS, PUBLISH_RETRY, STREAM_FAILURES})
+    """Queues that hold what failed or was refused: any message there deserves an operator's look."""
+
+
+def mark_queue(queue: sqs.IQueue, role: str) -> None:
+    """Tag ``queue`` with its role (readable at once by the monitoring construct, and in AWS)."""
+    cfn = queue.node.default_child
+    assert isinstance(cfn, sqs.CfnQueue)
+    cfn.tags.set_tag(QUEUE_ROLE_TAG, role)
+
+
+def queue_role(cfn: sqs.CfnQueue) -> str | None:
+    return cfn.tags.tag_values().get(QUEUE_ROLE_TAG)
+
 
 class EncryptedQueue(Construct):
     """``queue`` and its ``dlq``; a message moves to the DLQ after ``max_receive_count`` receives."""

@@ -747,7 +747,8 @@ def build_event_sources(
     schedule_period_s: float | None = None,
     sqs_failure_visibility_timeout_s: int | None = None,
 ) -> EventSources:
-    """Pollers for every enabled event-source mapping and schedule target of the template."""
+    """Pollers for every enabled event-source mapping and ``rate(...)`` schedule target of the
+    template (``schedule_period_s`` replaces the rate's period; cron schedules are skipped)."""
     description = deployment.description
     functions = functions if functions is not None else local_functions(deployment)
     region = deployment.resolver.region
@@ -795,8 +796,13 @@ def build_event_sources(
                     f"{schedule.logical_id}/{target.target_id}: disabled or no local function"
                 )
                 continue
-            if schedule.period_s is None and schedule_period_s is None:
-                sources.skipped.append(f"{schedule.logical_id}: {schedule.expression} needs a period locally")
+            if schedule.period_s is None:
+                # A cron schedule (the data lake's daily stale check) is not run locally: it fires at
+                # a time of day, not every ``schedule_period_s`` (that period is the sweeper's).
+                sources.skipped.append(
+                    f"{schedule.logical_id}: {schedule.expression} (cron) is not run locally; "
+                    f"invoke {function.name} by hand with a scheduled event if needed"
+                )
                 continue
             sources.pollers.append(
                 ScheduleRunner(

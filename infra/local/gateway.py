@@ -22,6 +22,12 @@ One request goes through the same steps as in the cloud:
    replaced) unless their media type is one of ``binary_media_types`` (then base64), as with a
    REST API's binary media types setting (the stack sets none).
 
+API keys and usage plans are not emulated: a method with ``ApiKeyRequired`` is served without an
+``x-api-key`` header (the header, if sent, is passed to the function like any other), and the
+event carries no ``requestContext.identity.apiKeyId``. The data routes' key-ownership check
+(``functions/api/data_access.py`` ``check_api_key``) therefore does not apply locally; the ID
+token authenticates either way (keys only throttle in the cloud).
+
 Paths in ``public_paths`` (the OpenAPI document) skip the authorizer. :meth:`LocalGateway.wsgi` is
 a WSGI application over the same path, for schemathesis in tests and the local HTTP server.
 """
@@ -236,7 +242,11 @@ class LocalGateway:
         public_paths: Iterable[str] = PUBLIC_PATHS,
         stage: str = STAGE,
         binary_media_types: Iterable[str] = (),
+        open_routes: Mapping[tuple[str, str], Handler] | None = None,
     ) -> None:
+        self.open_routes = dict(open_routes or {})
+        """``(METHOD, path)`` → the function of a method without an authorizer (``AuthorizationType
+        NONE``, e.g. the signed detections webhook): invoked without the user authorizer."""
         self.authorizer = authorizer
         self.binary_media_types = tuple(t.lower() for t in binary_media_types)
         self._handler = handler
@@ -298,6 +308,15 @@ class LocalGateway:
         if raw is not None and len(raw) > MAX_PAYLOAD_BYTES:
             return Denied(413, "request entity too large").response()
         authorizer_context: dict[str, Any] | None = None
+        own = self.open_routes.get((method, path))
+        if own is not None:
+            try:
+                result = own(self.event(method, path, query or {}, headers, raw, None), LambdaContext())
+            except Exception:
+                return GatewayResponse(
+                    502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}'
+                )
+            return self._response(result)
         if path not in self.public_paths:
             try:
                 authorizer_context = self.authorizer.authorize(_bearer(headers), method, path)
@@ -341,6 +360,7 @@ class LocalGateway:
             "accountId": ACCOUNT_ID,
             "apiId": API_ID,
             "protocol": "HTTP/1.1",
+            # No apiKeyId: the local gateway checks no API key (see the module's docstring).
             "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent")},
         }
         if authorizer is not None:

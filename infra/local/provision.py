@@ -11,6 +11,9 @@ in-process ``mock_aws``):
 - SNS topics, S3 buckets (versioning), Secrets Manager secrets (``GenerateSecretString`` honoured),
   Firehose DirectPut delivery streams into their bucket.
 
+API Gateway API keys are not created (the local gateway checks none) but get a local key id, so
+that references to them (the API function's ``DEPARTMENT_API_KEYS``) resolve.
+
 It returns ``logical id → Physical`` (``Ref`` value and ``Fn::GetAtt`` attributes), which
 :meth:`TemplateDescription.resolver` turns into a resolver for the functions' environment. Functions,
 schedules and topic rules are not created in moto (the platform runs them itself) but get local
@@ -25,6 +28,7 @@ reused), which lets it run over a restored snapshot.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import secrets as random_secrets
@@ -214,7 +218,7 @@ class _Provisioner:
                     "maxReceiveCount": spec.max_receive_count or 10,
                 }
             )
-        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        url = sqs.create_queue(QueueName=name, Attributes=attributes, tags=dict(spec.tags))["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.physical[logical_id] = Physical(url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
 
@@ -281,6 +285,19 @@ class _Provisioner:
         for rule in self.d.topic_rules.values():
             name = rule.rule_name or re.sub(r"\W", "_", f"{self.stack}_{rule.logical_id}")[:128]
             self.physical[rule.logical_id] = Physical(name, {"Arn": self.arn("iot", f"rule/{name}")})
+        for key in self.d.api_keys.values():
+            # A local key id (API Gateway's are 10 lower-case alphanumerics), stable across restarts.
+            # The local gateway checks no key and passes no apiKeyId to the functions.
+            key_id = local_api_key_id(self.stack, key.logical_id)
+            self.physical[key.logical_id] = Physical(
+                key_id,
+                {"APIKeyId": key_id, "Arn": self.arn("apigateway", f"/apikeys/{key_id}", account=False)},
+            )
+
+
+def local_api_key_id(stack_name: str, logical_id: str) -> str:
+    """The local id of an API key: 10 lower-case hex digits of its stack and logical id."""
+    return hashlib.sha256(f"{stack_name}/{logical_id}".encode()).hexdigest()[:10]
 
 
 def _generate(options: Mapping[str, Any]) -> str:

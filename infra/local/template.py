@@ -11,7 +11,8 @@ never from a second hand-kept list. :func:`read_template` returns a :class:`Temp
 - ``event_source_mappings`` (SQS queues and DynamoDB streams), ``queues``, ``tables``, ``topics``,
   ``buckets``, ``secrets``, ``delivery_streams`` (Firehose), ``topic_rules`` (IoT SQL and actions),
   ``schedules`` (EventBridge ``rate``/``cron`` rules → functions), ``rest_apis`` (resources,
-  methods, authorizers), ``user_pools`` (Cognito: groups, clients);
+  methods, authorizers), ``user_pools`` (Cognito: groups, clients), ``api_keys`` (ids only: the
+  local gateway checks no key);
 - ``unsupported``: every resource (or setting) the platform cannot emulate, with the reason, so
   that the platform reports it at start instead of skipping it silently.
 
@@ -345,6 +346,8 @@ class QueueSpec:
     dlq_id: str | None
     max_receive_count: int | None
     encrypted: bool = False
+    tags: tuple[tuple[str, str], ...] = ()
+    """Plain-string tags (e.g. ``smartzone:queue``: operator tools find queues by them)."""
 
 
 @dataclass(frozen=True)
@@ -462,6 +465,9 @@ class MethodSpec:
     integration_type: str
     function_id: str | None
     request_parameters: Mapping[str, bool]
+    api_key_required: bool = False
+    """``ApiKeyRequired``: the cloud gateway refuses a request without a key of a usage plan; the
+    local gateway does not check keys (see ``NOT_EMULATED["AWS::ApiGateway::ApiKey"]``)."""
 
 
 @dataclass(frozen=True)
@@ -475,6 +481,14 @@ class RestApiSpec:
 
     def routes(self) -> list[tuple[str, str]]:
         return [(m.http_method, m.path) for m in self.methods]
+
+
+@dataclass(frozen=True)
+class ApiKeySpec:
+    """An API Gateway API key: locally only an id (``Ref``), so that references to it resolve."""
+
+    logical_id: str
+    name: str | None
 
 
 @dataclass(frozen=True)
@@ -504,6 +518,7 @@ class TemplateDescription:
     schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
     rest_apis: dict[str, RestApiSpec] = field(default_factory=dict)
     user_pools: dict[str, UserPoolSpec] = field(default_factory=dict)
+    api_keys: dict[str, ApiKeySpec] = field(default_factory=dict)
     unsupported: list[Unsupported] = field(default_factory=list)
 
     def resource_type(self, logical_id: str) -> str | None:
@@ -515,6 +530,32 @@ class TemplateDescription:
         if len(matches) != 1:
             raise TemplateError(f"expected one function of package {package!r}, got {len(matches)}")
         return matches[0]
+
+    def topics_named_by(self, variable: str) -> list[str]:
+        """The topics (logical ids) that functions' environment variable ``variable`` refers to."""
+        found: list[str] = []
+        for fn in self.functions.values():
+            topic_id = _ref_id(fn.raw_environment.get(variable))
+            if topic_id in self.topics and topic_id not in found:
+                found.append(topic_id)
+        return found
+
+    def notifications_topic(self, variable: str = "NOTIFICATIONS_TOPIC_ARN") -> str:
+        """The logical id of the notifications topic (the one the outbox publishes to): the topic
+        the functions' ``NOTIFICATIONS_TOPIC_ARN`` refers to, else the only topic, else the one whose
+        logical id starts with ``Notifications``. Other topics (the operators' alarm topic) are
+        provisioned but have no local subscriber."""
+        named = self.topics_named_by(variable)
+        if len(named) == 1:
+            return named[0]
+        if len(named) > 1:
+            raise TemplateError(f"{variable} refers to several topics: {named}")
+        if len(self.topics) == 1:
+            return next(iter(self.topics))
+        prefixed = [t for t in self.topics if t.startswith("Notifications")]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        raise TemplateError(f"no notifications topic among {sorted(self.topics)} (no function names one)")
 
     def mappings_for(self, function_id: str) -> list[EventSourceMappingSpec]:
         return [m for m in self.event_source_mappings if m.function_id == function_id]
@@ -619,6 +660,26 @@ NOT_EMULATED: Mapping[str, str] = {
     "template; MFA, password policy and e-mail verification are not emulated",
     "AWS::Cognito::UserPoolClient": "provisioned by infra/local/userpool.py (moto cognito-idp)",
     "AWS::Cognito::UserPoolGroup": "provisioned by infra/local/userpool.py (moto cognito-idp)",
+    "AWS::StepFunctions::StateMachine": "the population merge workflow (Distributed Map) is not run "
+    "locally: `python -m tools.population_merge` runs the same engine on local files and "
+    "`python -m tools.population_load` loads its output into the local table (docs/residents.md)",
+    "AWS::Glue::Database": "no Glue catalogue locally: queries run on the embedded engine (DuckDB) over the "
+    "same Parquet files, mirrored from the data-lake bucket (QUERY_ENGINE=duckdb)",
+    "AWS::Athena::WorkGroup": "no Athena locally: the API runs data-lake queries on DuckDB (QUERY_ENGINE=duckdb); "
+    "the Athena translation of each query is tested in tests/unit/test_datalake_query.py",
+    "AWS::Lambda::EventInvokeConfig": "asynchronous-invocation retries and on-failure destinations are not emulated",
+    "AWS::CloudWatch::Alarm": "alarms are not evaluated locally (no CloudWatch metrics: the functions' "
+    "EMF metrics go to the console); the queues they watch are real, so tools/redrive.py works",
+    "AWS::CloudWatch::Dashboard": "the operations dashboard is CloudWatch's; locally use the platform's "
+    "own dashboard page",
+    "AWS::SNS::Subscription": "e-mail subscriptions (ops_alarm_email) are not delivered locally",
+    "AWS::ApiGateway::UsagePlan": "usage plans (per-department and per-vendor rate limits and quotas) "
+    "are not enforced by the local gateway",
+    "AWS::ApiGateway::ApiKey": "API keys are not checked by the local gateway: each key gets a local id "
+    "(so DEPARTMENT_API_KEYS resolves), methods that require a key are served without one, and no "
+    "apiKeyId reaches the function (its key-ownership check does not apply); keys only throttle, "
+    "authentication is the ID token (or the webhook's HMAC signature) either way",
+    "AWS::ApiGateway::UsagePlanKey": "usage plans are not enforced by the local gateway",
 }
 """Resource types that are read (or knowingly skipped) but not emulated, with the reason."""
 
@@ -666,6 +727,7 @@ class _Reader:
             "AWS::Events::Rule": self.events_rule,
             "AWS::ApiGateway::RestApi": self.rest_api,
             "AWS::Cognito::UserPool": self.user_pool,
+            "AWS::ApiGateway::ApiKey": self.api_key,
         }
         # Functions first: schedules, rules and APIs refer to them.
         ordered = sorted(
@@ -814,6 +876,11 @@ class _Reader:
             dlq_id=_ref_id(redrive.get("deadLetterTargetArn")),
             max_receive_count=int(redrive["maxReceiveCount"]) if "maxReceiveCount" in redrive else None,
             encrypted="KmsMasterKeyId" in p or bool(p.get("SqsManagedSseEnabled")),
+            tags=tuple(
+                (str(tag["Key"]), tag["Value"])
+                for tag in p.get("Tags") or ()
+                if isinstance(tag, dict) and isinstance(tag.get("Value"), str)
+            ),
         )
 
     def table(self, logical_id: str, p: Mapping[str, Any]) -> None:
@@ -947,7 +1014,7 @@ class _Reader:
                 self.unsupported(logical_id, "schedule input transformers are not emulated")
         if rate_seconds(expression) is None:
             self.unsupported(
-                logical_id, f"{expression}: cron schedules run locally only with an explicit period"
+                logical_id, f"{expression}: cron schedules are not run locally (only rate schedules are)"
             )
         self.d.schedules[logical_id] = ScheduleSpec(
             logical_id=logical_id,
@@ -1014,6 +1081,7 @@ class _Reader:
                     integration_type=str(integration.get("Type", "")),
                     function_id=_function_in_uri(integration.get("Uri")),
                     request_parameters=dict(props.get("RequestParameters") or {}),
+                    api_key_required=bool(props.get("ApiKeyRequired", False)),
                 )
             )
             if integration.get("Type") not in {"AWS_PROXY", "MOCK"}:
@@ -1026,6 +1094,9 @@ class _Reader:
             authorizers=authorizers,
             binary_media_types=tuple(p.get("BinaryMediaTypes") or ()),
         )
+
+    def api_key(self, logical_id: str, p: Mapping[str, Any]) -> None:
+        self.d.api_keys[logical_id] = ApiKeySpec(logical_id=logical_id, name=_plain(p.get("Name")))
 
     def user_pool(self, logical_id: str, p: Mapping[str, Any]) -> None:
         groups, clients = [], []

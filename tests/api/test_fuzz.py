@@ -13,6 +13,7 @@ too. Deterministic (``derandomize``) and bounded (``MAX_EXAMPLES`` per operation
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,8 @@ def world() -> Iterator[World]:
         )
         env.setenv("UPLOADS_BUCKET", UPLOADS_BUCKET)
         env.setenv("CURSOR_SECRET", "fuzz-cursor-secret")
+        env.setenv("ID_HMAC_SECRET", "fuzz-id-hmac-secret")
+        env.setenv("PERSONAL_DATA_LOCAL_KEY", base64.b64encode(b"f" * 32).decode())
         forget()
         UserRepository(resources.table_name).put(
             UserProfile(username=DISPATCHER, name="陈调度", roles=["dispatcher"])

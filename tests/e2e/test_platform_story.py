@@ -333,3 +333,31 @@ def test_given_a_reading_over_mqtt_when_the_archive_buffer_flushes_then_it_is_in
         time.sleep(0.2)
         readings = archived()
     assert any(r["device_id"] == "MH-0333" and r["tilt_deg"] == 4.2 and "received_at" in r for r in readings)
+
+
+# -- detections (issue 5) ------------------------------------------------------------------------
+
+
+def test_given_a_camera_detection_published_over_mqtt_then_an_order_for_the_cameras_grid_appears(
+    session: Session,
+) -> None:
+    """Given CAM-01 (registered to G01, events/seed/district.json), when it publishes an illegal
+    dumping detection on its MQTT topic, then a dispatched order routed by the registry reaches G01."""
+    camera, worker = "CAM-01", "G01-W1"
+    detected = minutes_ago(3).isoformat(timespec="milliseconds")
+    payload = {"ts": detected, "type": "illegal_dumping", "confidence": 0.93, "track_id": "e2e-1"}
+    publish_raw(session, f"smartzone/camera/{camera}/detections", json.dumps(payload), client_id=camera)
+
+    def camera_order() -> dict[str, Any] | None:
+        for item in orders_of(session, worker, category="illegal_dumping"):
+            if (item.get("detection") or {}).get("camera_id") == camera:
+                return item
+        return None
+
+    order = wait_until(camera_order, ARRIVAL_S, f"{camera}'s illegal-dumping order for {worker}")
+    assert order["grid_id"] == "G01" and order["status"] == "dispatched"
+    assert order["routing"]["method"] == "registry"
+    assert (
+        order["detection"]["count"] >= 1
+        and order["detection"]["first_seen"] <= order["detection"]["last_seen"]
+    )

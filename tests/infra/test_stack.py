@@ -16,15 +16,68 @@ FUNCTIONS = {
     "outbox": "NotificationsOutboxFunction",
     "api": "ApiHandlerFunction",
     "sweeper": "SweeperFunction",
+    "datalake": "DataLakeIngestFunction",
+    "detections": "DetectionsFunction",
+    "webhook": "DetectionsWebhookFunction",
+    "exports": "FormsExporterFunction",
+    "population_partition": "PopulationPartitionFunction",
+    "population_merge": "PopulationMergeFunction",
+    "population_reduce": "PopulationReduceFunction",
 }
 """The functions of every region (the TOKEN authorizer exists only in aws-cn: see test_api.py)."""
 COMMON_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
+DATALAKE_API_ENV = {
+    "DATALAKE_BUCKET",
+    "QUERY_ENGINE",
+    "GLUE_DATABASE",
+    "ATHENA_WORKGROUP",
+    "ATHENA_OUTPUT",
+    "ATHENA_TIMEOUT_S",
+    "DATALAKE_CACHE_DIR",
+}
+"""What the data lake (infra/constructs/datalake.py) adds to the API function."""
+WITH_DATALAKE_LAYER = {"api", "datalake"}
 EXPECTED_ENV = {
     "telemetry": COMMON_ENV
     | {"TABLE_NAME", "REJECTS_QUEUE_URL", "HEARTBEAT_INTERVAL_S", "MAX_READING_AGE_S", "MAX_FUTURE_SKEW_S"},
-    "outbox": COMMON_ENV | {"TABLE_NAME", "NOTIFICATIONS_TOPIC_ARN", "RETRY_QUEUE_URL", "PUBLISH_ATTEMPTS"},
-    "api": COMMON_ENV | {"TABLE_NAME", "UPLOADS_BUCKET", "CURSOR_SECRET_ARN", "NOTIFICATIONS_TOPIC_ARN"},
+    "outbox": COMMON_ENV
+    | {"TABLE_NAME", "NOTIFICATIONS_TOPIC_ARN", "RETRY_QUEUE_URL", "PUBLISH_ATTEMPTS", "INBOX_TTL_DAYS"},
+    "api": COMMON_ENV
+    | {"TABLE_NAME", "UPLOADS_BUCKET", "CURSOR_SECRET_ARN", "NOTIFICATIONS_TOPIC_ARN"}
+    | {"AUDIT_RETENTION_DAYS"}
+    | {"SNAPSHOTS_BUCKET"}  # detections (infra/constructs/detections.py): presigned snapshot links
+    | {"EXPORTS_BUCKET", "EXPORTS_QUEUE_URL"}  # forms exports (infra/constructs/forms.py)
+    | {"ID_HMAC_SECRET_ARN", "PERSONAL_DATA_KEY_ID"}  # residents (infra/constructs/population.py)
+    | {"DEPARTMENT_API_KEYS"}  # data sharing (infra/constructs/sharing.py)
+    | DATALAKE_API_ENV,
     "sweeper": COMMON_ENV | {"TABLE_NAME"},
+    "detections": COMMON_ENV | {"TABLE_NAME", "REJECTS_QUEUE_URL", "MAX_FUTURE_SKEW_S", "MAX_READING_AGE_S"},
+    "webhook": COMMON_ENV
+    | {
+        "TABLE_NAME",
+        "DETECTIONS_QUEUE_URL",
+        "VENDOR_KEYS_SECRET_ARN",
+        "SNAPSHOTS_BUCKET",
+        "MAX_FUTURE_SKEW_S",
+        "MAX_READING_AGE_S",
+    },
+    "datalake": COMMON_ENV
+    | {"TABLE_NAME", "DATALAKE_BUCKET", "GLUE_DATABASE", "DATALAKE_CACHE_DIR", "DATALAKE_MEMORY_LIMIT"},
+    "exports": COMMON_ENV | {"TABLE_NAME", "EXPORTS_BUCKET"},
+    "population_partition": COMMON_ENV
+    | {"TABLE_NAME", "POPULATION_BUCKET", "ID_HMAC_SECRET_ARN", "PERSONAL_DATA_KEY_ID"},
+    "population_merge": COMMON_ENV | {"TABLE_NAME", "POPULATION_BUCKET", "PERSONAL_DATA_KEY_ID"},
+    "population_reduce": COMMON_ENV | {"TABLE_NAME", "POPULATION_BUCKET"},
+}
+STATE_MACHINE_LOG_DELIVERY_ACTIONS = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
 }
 TELEMETRY_SQL = (
     "SELECT ts, tilt_deg, battery_pct, seq, topic(3) AS device_id, timestamp() AS received_at "
@@ -67,7 +120,7 @@ def actions_on(statements: list[dict[str, Any]], resource: Any) -> set[str]:
 
 
 def test_given_the_table_then_it_is_single_table_on_demand_with_stream_pitr_ttl_and_kms(synth: Synth) -> None:
-    key_id, key = synth.only("AWS::KMS::Key")
+    key_id, key = synth.only("AWS::KMS::Key", "StorageDataKey")
     assert key["Properties"]["EnableKeyRotation"] is True
     assert key["DeletionPolicy"] == "Retain"
 
@@ -153,16 +206,23 @@ def test_given_any_bucket_then_its_policy_denies_requests_without_tls(synth: Syn
 
 
 def test_given_any_queue_then_it_is_kms_encrypted_and_tls_only(synth: Synth) -> None:
-    key_id, _ = synth.only("AWS::KMS::Key")
+    key_id, _ = synth.only("AWS::KMS::Key", "StorageDataKey")
     queues = synth.resources("AWS::SQS::Queue")
     policies = list(synth.resources("AWS::SQS::QueuePolicy").values())
-    assert len(queues) == 10  # buffer, rule errors, rejects, publish retry, stream failures + their DLQs
+    # telemetry, detections, notifications, exports, data lake: every queue, however many there are
+    for name in ("IngestBufferQueue", "DetectionsBuffer", "FormsExportJobs"):
+        assert any(queue_id.startswith(name) for queue_id in queues), name
     for queue_id, queue in queues.items():
         assert queue["Properties"]["KmsMasterKeyId"] == arn_of(key_id), queue_id
         (policy,) = [p for p in policies if ref(queue_id) in p["Properties"]["Queues"]]
-        (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
-        assert statement["Effect"] == "Deny"
-        assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            statement["Effect"] == "Deny"
+            and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for statement in statements
+        ), queue_id
+        for statement in statements:  # other statements only let AWS services deliver (e.g. EventBridge)
+            assert statement["Effect"] == "Deny" or "Service" in statement["Principal"], statement
 
 
 def test_given_any_queue_then_it_has_a_dead_letter_queue_or_is_one(synth: Synth) -> None:
@@ -172,9 +232,16 @@ def test_given_any_queue_then_it_has_a_dead_letter_queue_or_is_one(synth: Synth)
         for q in queues.values()
         if "RedrivePolicy" in q["Properties"]
     }
-    assert len(dlq_ids) == 5
+    assert len(dlq_ids) >= 5  # telemetry buffer, rule errors, rejects, publish retry, stream failures, …
+    # a function's own dead-letter queue (Lambda on-failure destination), e.g. the data lake's
+    function_dlqs = {
+        config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        for config in synth.resources("AWS::Lambda::EventInvokeConfig").values()
+    }
     for queue_id, queue in queues.items():
-        assert "RedrivePolicy" in queue["Properties"] or queue_id in dlq_ids, queue_id
+        assert "RedrivePolicy" in queue["Properties"] or queue_id in dlq_ids | function_dlqs, queue_id
+    for dlq_id in function_dlqs:
+        assert queues[dlq_id]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
     for dlq_id in dlq_ids:
         assert queues[dlq_id]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
 
@@ -197,8 +264,8 @@ def test_given_the_publish_retry_queue_then_events_are_kept_fourteen_days(synth:
 def test_given_the_notifications_topic_then_it_is_kms_encrypted_and_publish_requires_tls(
     synth: Synth,
 ) -> None:
-    key_id, _ = synth.only("AWS::KMS::Key")
-    topic_id, topic = synth.only("AWS::SNS::Topic")
+    key_id, _ = synth.only("AWS::KMS::Key", "StorageDataKey")
+    topic_id, topic = synth.only("AWS::SNS::Topic", "Notifications")
     assert topic["Properties"]["KmsMasterKeyId"] == arn_of(key_id)
     synth.template.has_resource_properties(
         "AWS::SNS::TopicPolicy",
@@ -225,7 +292,7 @@ def test_given_the_notifications_topic_then_it_is_kms_encrypted_and_publish_requ
 def test_given_the_telemetry_rule_then_its_sql_takes_the_device_from_the_topic_and_adds_receive_time(
     synth: Synth,
 ) -> None:
-    _, rule = synth.only("AWS::IoT::TopicRule")
+    _, rule = synth.only("AWS::IoT::TopicRule", "IngestTelemetryRule")
     payload = rule["Properties"]["TopicRulePayload"]
     assert payload["AwsIotSqlVersion"] == "2016-03-23"
     assert payload["Sql"] == TELEMETRY_SQL
@@ -233,9 +300,9 @@ def test_given_the_telemetry_rule_then_its_sql_takes_the_device_from_the_topic_a
 
 
 def test_given_the_telemetry_rule_then_it_buffers_archives_and_reports_errors(synth: Synth) -> None:
-    _, rule = synth.only("AWS::IoT::TopicRule")
+    _, rule = synth.only("AWS::IoT::TopicRule", "IngestTelemetryRule")
     buffer_id, _ = synth.only("AWS::SQS::Queue", "IngestBufferQueue")
-    errors_id, _ = synth.only("AWS::SQS::Queue", "RuleErrorsQueue")
+    errors_id, _ = synth.only("AWS::SQS::Queue", "IngestRuleErrorsQueue")
     stream_id, _ = synth.only("AWS::KinesisFirehose::DeliveryStream")
     payload = rule["Properties"]["TopicRulePayload"]
 
@@ -247,12 +314,12 @@ def test_given_the_telemetry_rule_then_it_buffers_archives_and_reports_errors(sy
 
 
 def test_given_the_rule_role_then_it_may_only_deliver_to_its_queues_and_stream(synth: Synth) -> None:
-    _, rule = synth.only("AWS::IoT::TopicRule")
+    _, rule = synth.only("AWS::IoT::TopicRule", "IngestTelemetryRule")
     role_id = rule["Properties"]["TopicRulePayload"]["Actions"][0]["Sqs"]["RoleArn"]["Fn::GetAtt"][0]
     statements = statements_of_role(synth, role_id)
-    key_id, _ = synth.only("AWS::KMS::Key")
+    key_id, _ = synth.only("AWS::KMS::Key", "StorageDataKey")
     buffer_id, _ = synth.only("AWS::SQS::Queue", "IngestBufferQueue")
-    errors_id, _ = synth.only("AWS::SQS::Queue", "RuleErrorsQueue")
+    errors_id, _ = synth.only("AWS::SQS::Queue", "IngestRuleErrorsQueue")
     stream_id, _ = synth.only("AWS::KinesisFirehose::DeliveryStream")
 
     assert actions_on(statements, arn_of(buffer_id)) == {"sqs:SendMessage"}
@@ -300,7 +367,7 @@ def test_given_a_function_then_it_runs_python314_on_arm64_with_json_logs_in_its_
     log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
     log_group = synth.template_json["Resources"][log_group_id]
     assert log_group["Properties"]["RetentionInDays"] == 365
-    assert len(props["Layers"]) == 2
+    assert len(props["Layers"]) == 2 + (package in WITH_DATALAKE_LAYER)  # + the data-lake layer (DuckDB)
 
 
 @pytest.mark.parametrize("package", sorted(FUNCTIONS))
@@ -354,7 +421,7 @@ def test_given_the_outbox_role_then_it_reads_the_stream_writes_inbox_and_stats_a
 ) -> None:
     _, function = synth.only("AWS::Lambda::Function", FUNCTIONS["outbox"])
     table_id, _ = synth.only("AWS::DynamoDB::Table")
-    topic_id, _ = synth.only("AWS::SNS::Topic")
+    topic_id, _ = synth.only("AWS::SNS::Topic", "Notifications")
     retry_id, _ = synth.only("AWS::SQS::Queue", "PublishRetryQueue")
     statements = statements_of_role(synth, function["Properties"]["Role"]["Fn::GetAtt"][0])
 
@@ -392,6 +459,11 @@ def test_given_any_role_then_no_action_is_a_wildcard(synth: Synth) -> None:
                         "dynamodb:ListStreams",
                         "xray:PutTraceSegments",
                         "xray:PutTelemetryRecords",
+                        "xray:GetSamplingRules",  # the state machine's tracing (global regions)
+                        "xray:GetSamplingTargets",
+                        # Step Functions' log delivery (the population workflow): CloudWatch Logs'
+                        # vended-log APIs have no resource-level permissions.
+                        *STATE_MACHINE_LOG_DELIVERY_ACTIONS,
                     }
 
 
@@ -440,7 +512,7 @@ def test_given_the_stream_event_source_then_only_order_items_invoke_the_outbox_w
 
 
 def test_given_the_device_policy_then_a_device_connects_only_as_its_attached_thing(synth: Synth) -> None:
-    _, policy = synth.only("AWS::IoT::Policy")
+    _, policy = synth.only("AWS::IoT::Policy", "DevicePolicy")
     statements = {s["Action"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     assert set(statements) == {"iot:Connect", "iot:Publish"}
     assert all(s["Effect"] == "Allow" for s in statements.values())
@@ -453,7 +525,7 @@ def test_given_the_device_policy_then_a_device_connects_only_as_its_attached_thi
 def test_given_the_device_policy_then_a_device_publishes_only_to_its_own_telemetry_topic(
     synth: Synth,
 ) -> None:
-    _, policy = synth.only("AWS::IoT::Policy")
+    _, policy = synth.only("AWS::IoT::Policy", "DevicePolicy")
     (publish,) = [
         s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Action"] == "iot:Publish"
     ]
@@ -481,7 +553,7 @@ def test_given_the_stack_then_it_exports_what_operators_and_scripts_need(synth: 
         "UploadsBucketName",
         "AuthorizerMode",
     } <= set(outputs)
-    policy_id, _ = synth.only("AWS::IoT::Policy")
+    policy_id, _ = synth.only("AWS::IoT::Policy", "DevicePolicy")
     assert outputs["DevicePolicyName"]["Value"] == ref(policy_id)
 
 
@@ -503,7 +575,7 @@ def test_given_a_function_asset_then_it_holds_only_that_function_package(
 
 def test_given_tests_skip_bundling_then_the_dependency_layer_is_not_built(global_synth: Synth) -> None:
     layers = global_synth.resources("AWS::Lambda::LayerVersion")
-    assert len(layers) == 2
+    assert len(layers) == 3  # shared code, dependencies, data lake (DuckDB)
     for layer in layers.values():
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.14"]
         assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]

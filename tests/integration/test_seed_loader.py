@@ -14,9 +14,11 @@ from smartzone.domain.alarms import DeviceState
 from smartzone.domain.registry import GridWorker
 from smartzone.repositories import devices as devices_module
 from smartzone.repositories import keys
+from smartzone.repositories.cameras import CameraRepository
 from smartzone.repositories.clients import client
 from smartzone.repositories.codec import from_item, to_item
 from smartzone.repositories.devices import DeviceRepository
+from smartzone.repositories.grid_areas import GridAreaRepository
 from smartzone.repositories.subscriptions import subscribe_worker
 from tools import seed
 from tools.seed import SeedDataError, load_district
@@ -69,7 +71,19 @@ def test_given_an_empty_table_when_the_district_is_loaded_then_12_grids_and_600_
     report = load_district(DEFAULT_PATH, resources.table_name)
 
     assert (report.grids, report.devices_created, report.devices_updated) == (12, 600, 0)
-    assert report.cameras_in_file == 20
+    assert report.cameras_in_file == 25
+    assert (report.cameras_created, report.cameras_updated, report.cameras_unchanged) == (25, 0, 0)
+    assert index_count(resources.table_name, "CAMERAS") == 25
+    cameras = CameraRepository(resources.table_name).batch_get(["CAM-01", "CAM-S01", "CAM-E02"])
+    assert cameras["CAM-01"].grid_id == "G01" and cameras["CAM-01"].vendor_id == "hikvision-demo"
+    assert {s.type.value for s in cameras["CAM-S01"].detections} == {
+        "construction_violation",
+        "illegal_dumping",
+    }
+    assert [s.type.value for s in cameras["CAM-E02"].detections] == ["pollution_equipment_stopped"]
+    assert [a.grid_id for a in GridAreaRepository(resources.table_name).all()] == [
+        f"G{n:02d}" for n in range(1, 13)
+    ]
     assert index_count(resources.table_name, "GRIDS") == 12
     assert index_count(resources.table_name, "DEVICES") == 600
     repo = DeviceRepository(resources.table_name)
@@ -99,6 +113,7 @@ def test_given_a_device_with_hot_state_when_the_district_is_reloaded_then_its_st
     report = load_district(DEFAULT_PATH, resources.table_name)
 
     assert (report.devices_created, report.devices_updated, report.devices_unchanged) == (0, 0, 600)
+    assert (report.cameras_created, report.cameras_updated, report.cameras_unchanged) == (0, 0, 25)
     after = repo.get("MH-0178")
     assert after is not None
     assert (after.state, after.version) == (hot, 1)
@@ -186,6 +201,9 @@ def test_given_inconsistent_records_when_validated_then_each_problem_is_listed(t
     data["devices"][2]["device_id"] = data["devices"][3]["device_id"]
     data["grids"][4]["workers"][0]["phone"] = "12345"
     data["boundaries"]["G02"] = {"type": "Polygon", "coordinates": [[[118.3, 31.3], [118.31, 31.3]]]}
+    data["cameras"][4]["detections"][0]["type"] = "ufo_sighting"
+    data["site_cameras"][1]["grid_id"] = "G09"  # it stands in G10
+    data["site_cameras"][2]["camera_id"] = "CAM-S01"
 
     with pytest.raises(SeedDataError) as caught:
         seed.read_district(write(tmp_path, data))
@@ -197,6 +215,11 @@ def test_given_inconsistent_records_when_validated_then_each_problem_is_listed(t
     assert any(p.startswith("grids[4] (G05): workers.0.phone: String should match pattern") for p in problems)
     assert "12345" not in str(caught.value)  # personal data is not echoed
     assert any(p.startswith("boundaries.G02: a ring needs at least four positions") for p in problems)
+    assert any(p.startswith("cameras[4] (CAM-05): detections.0.type: Input should be") for p in problems)
+    assert any(
+        p.startswith("site_cameras[1] (CAM-S02): position") and "outside grid G09" in p for p in problems
+    )
+    assert any(p.startswith("site_cameras[2] (CAM-S01): duplicate camera_id") for p in problems)
 
 
 def test_given_a_file_that_is_not_json_when_loading_then_the_error_says_so(tmp_path: Path) -> None:

@@ -19,9 +19,32 @@ NOW = 1_764_400_000_123
 
 
 def only_rule_sql(description: TemplateDescription) -> str:
-    (rule,) = description.topic_rules.values()
+    """The telemetry rule's SQL (the template also has the camera and drone detection rules)."""
+    (rule,) = [r for r in description.topic_rules.values() if "'smartzone/manhole/+/telemetry'" in r.sql]
     assert rule.sql_version == "2016-03-23"
     return rule.sql
+
+
+def test_every_rule_of_the_template_compiles_and_takes_its_source_id_from_the_topic(
+    description: TemplateDescription,
+) -> None:
+    """Telemetry, camera detections and drone changes: each compiles locally (the platform's broker
+    serves every enabled rule) and takes the id from the topic, never from the payload."""
+    samples = {
+        "smartzone/manhole/+/telemetry": ("smartzone/manhole/MH-0178/telemetry", "device_id", "MH-0178"),
+        "smartzone/camera/+/detections": ("smartzone/camera/CAM-01/detections", "camera_id", "CAM-01"),
+        "smartzone/drone/+/changes": ("smartzone/drone/FL-7/changes", "flight_id", "FL-7"),
+    }
+    rules = [r for r in description.topic_rules.values() if r.enabled]
+    compiled = {compile_rule(r.sql).topic_filter: compile_rule(r.sql) for r in rules}
+    assert set(compiled) == set(samples)
+    for topic_filter, (topic, id_field, expected) in samples.items():
+        rule = compiled[topic_filter]
+        payload = {"ts": "2025-11-29T07:10:00Z", id_field: "SPOOFED", "confidence": 0.9}
+        out = rule.evaluate(topic, json.dumps(payload).encode(), NOW)
+        assert out is not None and out[id_field] == expected and out["received_at"] == NOW
+        others = [c for f, c in compiled.items() if f != topic_filter]
+        assert not any(c.matches(topic) for c in others)
 
 
 def test_given_our_rule_from_the_template_when_a_reading_arrives_then_fields_device_and_time_are_selected(

@@ -45,7 +45,11 @@ def test_topic_buckets_secret_and_delivery_stream_exist(deployment: Deployment) 
         assert (status == "Enabled") is bucket.versioned
     for secret in description.secrets.values():
         value = client("secretsmanager").get_secret_value(SecretId=deployment.ref(secret.logical_id))
-        assert len(value["SecretString"]) == int((secret.generate or {}).get("PasswordLength", 32))
+        generate = secret.generate or {}
+        generated = value["SecretString"]
+        if "GenerateStringKey" in generate:  # a JSON template with the generated value under that key
+            generated = json.loads(generated)[generate["GenerateStringKey"]]
+        assert len(generated) == int(generate.get("PasswordLength", 32))
     for stream in description.delivery_streams.values():
         found = client("firehose").describe_delivery_stream(
             DeliveryStreamName=deployment.ref(stream.logical_id)
@@ -56,7 +60,12 @@ def test_topic_buckets_secret_and_delivery_stream_exist(deployment: Deployment) 
 
 def test_functions_schedules_and_rules_get_local_names_and_arns(deployment: Deployment) -> None:
     description = deployment.description
-    for logical_id in [*description.functions, *description.schedules, *description.topic_rules]:
+    for logical_id in [
+        *description.functions,
+        *description.schedules,
+        *description.topic_rules,
+        *description.api_keys,
+    ]:
         assert deployment.ref(logical_id)
         assert deployment.attribute(logical_id, "Arn").startswith(f"arn:{deployment.resolver.partition}:")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -72,9 +73,14 @@ def test_table_topic_buckets_and_rule_are_read(description: TemplateDescription)
     (table,) = description.tables.values()
     assert [k["AttributeName"] for k in table.key_schema] == ["pk", "sk"]
     assert len(table.index_names) >= 1 and table.stream_view_type == "NEW_AND_OLD_IMAGES"
-    assert len(description.topics) == 1 and description.buckets
-    (rule,) = description.topic_rules.values()
+    # The notifications topic and the operators' alarm topic.
+    assert {t.removesuffix(t[-8:]) for t in description.topics} >= {"Notifications", "MonitoringOpsTopic"}
+    assert description.buckets
+    (rule,) = [r for r in description.topic_rules.values() if "smartzone/manhole/" in r.sql]
     assert "FROM 'smartzone/manhole/+/telemetry'" in rule.sql and rule.enabled
+    # The detection rules (camera detections, drone changes) feed one buffer, not the telemetry one.
+    detection_rules = [r for r in description.topic_rules.values() if r is not rule]
+    assert len(detection_rules) == 2 and len({r.actions[0].target_id for r in detection_rules}) == 1
     kinds = {action.kind: action for action in rule.actions}
     assert description.resource_type(kinds["sqs"].target_id or "") == "AWS::SQS::Queue"
     assert kinds["firehose"].target_id in description.delivery_streams
@@ -82,7 +88,10 @@ def test_table_topic_buckets_and_rule_are_read(description: TemplateDescription)
 
 
 def test_schedules_target_functions(description: TemplateDescription) -> None:
-    (schedule,) = description.schedules.values()
+    functions = {lid: f.package for lid, f in description.functions.items()}
+    (schedule,) = [
+        s for s in description.schedules.values() if functions[s.targets[0].function_id] == "sweeper"
+    ]
     (target,) = schedule.targets
     assert description.functions[target.function_id].package == "sweeper"
     assert schedule.period_s is not None and schedule.period_s >= 60
@@ -98,7 +107,12 @@ def test_the_rest_api_routes_and_authorizer(description: TemplateDescription) ->
     assert authorizer_id is not None and authorizer_id in api.authorizers
     assert api.authorizers[authorizer_id].type in {"COGNITO_USER_POOLS", "TOKEN"}
     public = [m for m in api.methods if m.authorization_type == "NONE" and m.integration_type == "AWS_PROXY"]
-    assert [(m.http_method, m.path) for m in public] == [("GET", "/v1/openapi.json")]
+    assert [(m.http_method, m.path) for m in public if m.function_id == functions["api"].logical_id] == [
+        ("GET", "/v1/openapi.json")
+    ]
+    # The signed detections webhook: its own function, no user authorizer (HMAC in the function).
+    webhook = {(m.http_method, m.path) for m in public if m.function_id == functions["webhook"].logical_id}
+    assert webhook == {("POST", "/v1/detections"), ("POST", "/v1/detections/uploads")}
     assert api.stage_name
 
 
@@ -156,7 +170,10 @@ def test_telemetry_and_outbox_environments_resolve_to_local_resources(
     assert telemetry["POWERTOOLS_SERVICE_NAME"] == "smartzone"
 
     outbox = deployment.environment(functions["outbox"].logical_id)
-    (topic,) = description.topics
+    topic = description.notifications_topic()
+    assert topic.startswith("Notifications") and description.topics_named_by("NOTIFICATIONS_TOPIC_ARN") == [
+        topic
+    ]
     assert outbox["TABLE_NAME"] == telemetry["TABLE_NAME"]
     assert outbox["NOTIFICATIONS_TOPIC_ARN"] == deployment.physical[topic].ref
     assert outbox["NOTIFICATIONS_TOPIC_ARN"].startswith("arn:aws")
@@ -164,7 +181,14 @@ def test_telemetry_and_outbox_environments_resolve_to_local_resources(
     assert outbox["PUBLISH_ATTEMPTS"].isdigit()
     for fn in description.functions.values():
         for value in deployment.environment(fn.logical_id).values():
-            assert "{" not in value  # no unresolved intrinsic left
+            # no unresolved intrinsic left (a JSON value such as DEPARTMENT_API_KEYS is fine)
+            assert '"Ref"' not in value and "Fn::" not in value and "${" not in value, value
+
+    # The data-sharing API keys get local key ids (the local gateway checks no key).
+    api = deployment.environment(functions["api"].logical_id)
+    keys = json.loads(api["DEPARTMENT_API_KEYS"])
+    assert keys and set(keys.values()) == {deployment.ref(k) for k in description.api_keys}
+    assert all(len(key_id) == 10 and key_id.isalnum() for key_id in keys.values())
 
 
 def test_outputs_resolve_where_they_have_a_local_value(deployment: Deployment) -> None:

@@ -100,6 +100,9 @@ class ApiClient:
     def put(self, path: str, body: Any = None) -> ApiResponse:
         return self.call("PUT", path, body=body)
 
+    def patch(self, path: str, body: Any = None) -> ApiResponse:
+        return self.call("PATCH", path, body=body)
+
     def delete(self, path: str) -> ApiResponse:
         return self.call("DELETE", path)
 

@@ -66,7 +66,8 @@ def test_given_the_committed_file_when_validated_like_the_loader_then_every_reco
     assert len(loaded.grids) == 12
     assert len(loaded.devices) == 600
     assert set(loaded.boundaries) == {g.grid_id for g in loaded.grids}
-    assert loaded.cameras == 20
+    assert loaded.cameras == 25  # 20 river-bank cameras, 3 construction sites, 2 enterprises
+    assert {c.kind.value for c in loaded.camera_records} == {"river", "site", "enterprise"}
 
 
 # --- registry records ---------------------------------------------------------------------------

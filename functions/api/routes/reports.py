@@ -5,9 +5,13 @@ Idempotent on ``client_request_id``: the order id is derived from the reporter a
 the same report answers 200 with the order the first attempt made (201 the first time) and never
 makes a second one. A retry with the same id but a different body still answers the first order.
 
-The reporter's grid is their first grid in the user registry (never a token claim); a reporter
-without a grid gets 422. Coordinates are WGS-84 ``lon``/``lat`` (the app converts GCJ-02 map picks
-before sending). The reporter's name and phone come from the registry and are masked on output.
+Routing (:func:`smartzone.domain.routing.route_report`, shown on the order as ``routing``): a
+report with a location goes to the grid containing it (an edge shared by two grids: the lowest
+grid id), else to the nearest grid within 500 m, else to the command centre's queue
+(``G-CENTRE``); a report without a location goes to the reporter's grid, their first grid in the
+user registry (never a token claim), and a reporter without a grid then gets 422. Coordinates are
+WGS-84 ``lon``/``lat`` unless the location declares ``crs`` (``GCJ-02`` or ``BD-09``: converted on
+the way in). The reporter's name and phone come from the registry and are masked on output.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from smartzone.domain.coordinates import Crs, to_wgs84
 from smartzone.domain.identity import Caller, Role
+from smartzone.domain.routing import RouteResult, route_report
 from smartzone.domain.timeutil import now_ms, to_iso
 from smartzone.domain.workorders import (
     CATEGORY_LABEL_ZH,
@@ -32,6 +38,8 @@ from smartzone.domain.workorders import (
     TimelineEntry,
     WorkOrder,
 )
+from smartzone.repositories.grid_areas import GridAreaRepository
+from smartzone.settings import get_settings
 
 from ..context import caller_of, users
 from ..errors import Unprocessable
@@ -53,8 +61,14 @@ class ReportLocation(BaseModel):
 
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
+    crs: Crs = "WGS-84"
+    """The coordinate system of ``lon``/``lat`` (stored converted to WGS-84)."""
     road: str | None = Field(None, max_length=100)
     name: str | None = Field(None, max_length=100)
+
+    def wgs84(self) -> OrderLocation:
+        lon, lat = to_wgs84(self.lon, self.lat, self.crs)
+        return OrderLocation(lon=round(lon, 7), lat=round(lat, 7), road=self.road, name=self.name)
 
 
 class PatrolReport(BaseModel):
@@ -67,7 +81,8 @@ class PatrolReport(BaseModel):
     category: Category = Category.PATROL_REPORT
     title: str | None = Field(None, min_length=1, max_length=100)
     description: str = Field(min_length=1, max_length=2000)
-    location: ReportLocation
+    location: ReportLocation | None = None
+    """Where the problem is; the order is routed to the grid there (without it: the reporter's grid)."""
     photos: list[UploadKey] = Field(default_factory=list, max_length=20)
     """Keys returned by ``POST /v1/uploads``."""
     severity: Severity = Severity.MEDIUM
@@ -100,7 +115,7 @@ def _reporter_role(caller: Caller) -> str:
 
 
 def new_report_order(
-    report: PatrolReport, caller: Caller, grid_id: str, reporter: Reporter, at_ms: int
+    report: PatrolReport, caller: Caller, route: RouteResult, reporter: Reporter, at_ms: int
 ) -> WorkOrder:
     at = to_iso(at_ms)
     label = CATEGORY_LABEL_ZH.get(report.category, report.category.value)
@@ -111,10 +126,11 @@ def new_report_order(
         category=report.category,
         severity=report.severity,
         source="patrol",
-        grid_id=grid_id,
+        grid_id=route.grid_id,
+        routing=route.routing,
         title=title,
         description=report.description,
-        location=OrderLocation(**report.location.model_dump()),
+        location=report.location.wgs84() if report.location else None,
         reporter=reporter,
         created_at=at,
         updated_at=at,
@@ -142,10 +158,16 @@ def new_report_order(
 def post_report(report: Annotated[PatrolReport, Body(embed=False)]) -> Response[OrderDetail]:
     caller = caller_of(router)
     profile = users().get(caller.username)
-    if profile is None or not profile.active or not profile.grid_ids:
+    if profile is None or not profile.active:
         raise Unprocessable("the reporter has no grid in the registry", field="grid_id")
+    location = report.location.wgs84() if report.location else None
+    position = (location.lon, location.lat) if location else None
+    areas = GridAreaRepository(get_settings().table_name).all() if position else []
+    route = route_report(position, profile.grid_ids[0] if profile.grid_ids else None, areas)
+    if route is None:
+        raise Unprocessable("the reporter has no grid in the registry: give a location", field="grid_id")
     reporter = Reporter(username=caller.username, name=profile.name, phone=profile.phone)
-    order = new_report_order(report, caller, profile.grid_ids[0], reporter, now_ms())
+    order = new_report_order(report, caller, route, reporter, now_ms())
     written, created = orders().create(order, idempotent=True)
     return Response(
         status_code=201 if created else 200,

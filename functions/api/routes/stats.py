@@ -12,6 +12,10 @@ Reach: dispatchers and admins see every grid. Grid workers see only their grids 
 registry): counts, closures and durations of orders in those grids, and ``grid_ids`` names them.
 Technicians (without another role) are answered 403: statistics are not theirs to see.
 
+``prefill`` (issue 6, docs/forms.md): submitted form fields prefilled-confirmed / corrected /
+typed new and the prefill ratio, per form, per form and community, and per day (the days'
+``PREFILL`` items; grid workers: their grids only).
+
 Cost: BatchGetItem of the days' items only (per day: ``COUNTS`` and one item per histogram), 100
 keys a call; never a Scan or a Query over orders.
 """
@@ -25,9 +29,11 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from smartzone.domain.prefill_stats import summarize_prefill
 from smartzone.domain.statistics import PeriodError, PeriodStats, parse_period, period_days, summarize
 from smartzone.domain.timeutil import SHANGHAI
 from smartzone.repositories.stats import StatsRepository
+from smartzone.repositories.submissions import prefill_items
 from smartzone.settings import get_settings
 
 from ..context import caller_of, grids_of
@@ -70,5 +76,8 @@ def get_stats(
         from_day, to_day = parse_period(start, end, datetime.now(SHANGHAI).date())
     except PeriodError as exc:
         raise Unprocessable(str(exc), field=exc.field) from None
-    items = stats().period(period_days(from_day, to_day))
-    return summarize(from_day, to_day, items.counts, items.histograms, grids)
+    days = period_days(from_day, to_day)
+    items = stats().period(days)
+    result = summarize(from_day, to_day, items.counts, items.histograms, grids)
+    result.prefill = summarize_prefill(prefill_items(get_settings().table_name, days), grids)
+    return result

@@ -52,6 +52,7 @@ from smartzone.settings import get_settings
 
 from ..context import caller_of, cursor_secret, grids_of, users
 from ..errors import Unprocessable
+from ..media import MediaLink, media_links
 
 router = Router()
 
@@ -109,6 +110,8 @@ class OrderDetail(OrderSummary):
     current_status_since: str
     allowed_actions: list[Action]
     """What the caller may do to the order now (the app's buttons)."""
+    media: list[MediaLink] = Field(default_factory=list)
+    """Detection orders: presigned links (15 min) to snapshots and drone before/after images."""
 
 
 class OrderPage(BaseModel):
@@ -249,7 +252,9 @@ def list_workorders(
 def get_workorder(order_id: Annotated[str, Path(max_length=128)]) -> OrderDetail:
     caller = caller_of(router)
     order = ensure_visible(orders().get(order_id), caller, caller_grids(caller))
-    return detail(order, caller)
+    result = detail(order, caller)
+    result.media = media_links(order)
+    return result
 
 
 @router.post(

@@ -47,6 +47,62 @@ class Settings(BaseSettings):
     sweep_limit: int = 500
     """Overdue orders escalated per sweeper run (the rest wait for the next run, earliest first)."""
 
+    # Forms (issue 6, docs/forms.md)
+    exports_bucket: str = ""
+    """Private bucket of form exports (CSV/XLSX), fetched through short-lived presigned links."""
+    exports_queue_url: str = ""
+    """Queue of export jobs, consumed by the exports function."""
+
+    # Detections (issue 5, docs/detections.md)
+    detections_queue_url: str = ""
+    """The detections buffer (the webhook puts vendors' detections there)."""
+    snapshots_bucket: str = ""
+    """Private bucket of detection snapshots and drone images (keys under ``snapshots/``)."""
+    snapshot_link_ttl_s: int = 900
+    """Presigned snapshot links in order details (and vendors' upload URLs) expire after this."""
+    vendor_keys_secret_arn: str = ""
+    """Secrets Manager secret: JSON map vendor id → HMAC key of the detections webhook."""
+    vendor_keys: str = ""
+    """Locally (no Secrets Manager): the same JSON map."""
+    webhook_max_skew_s: int = 300
+    """A webhook request's timestamp may differ from now by at most this (replays refused)."""
+    route_fallback_m: float = 500.0
+    """Routing by location: outside every grid, the nearest grid within this distance."""
+
+    # Residents (issue 7) and the audit log
+    audit_retention_days: int = 1096
+    """Audit entries expire (DynamoDB TTL ``expires_at``) this many days after they were written
+    (at least three years)."""
+    id_hmac_secret: str = ""
+    """Key of the ID-number HMAC (``id_key``) locally; in the cloud read from ``id_hmac_secret_arn``."""
+    id_hmac_secret_arn: str = ""
+    personal_data_key_id: str = ""
+    """KMS key (ARN) that wraps the data keys of residents' personal fields (envelope encryption)."""
+    personal_data_local_key: str = ""
+    """Locally (no KMS): base64 of a 32-byte key that wraps the data keys instead."""
+    population_bucket: str = ""
+    """The private bucket of population source tables, partition files and reports."""
+
+    # Data lake (issue 8): ingest and queries of department datasets (docs/datalake.md)
+    datalake_bucket: str = ""
+    """The private data-lake bucket (incoming/, datalake/, rejects/, reports/)."""
+    query_engine: str = "duckdb"
+    """``duckdb`` (embedded, over the Parquet files mirrored from the bucket) or ``athena``."""
+    glue_database: str = ""
+    athena_workgroup: str = ""
+    athena_output: str = ""
+    """The workgroup's result location (``s3://<results bucket>/athena/``): exports link to the file."""
+    athena_timeout_s: int = 25
+    """An Athena query still running after this is stopped (API Gateway answers within 29 s)."""
+    datalake_cache_dir: str = "/tmp/smartzone-datalake"
+    """Where the embedded engine mirrors Parquet files and spills (Lambda: ephemeral /tmp)."""
+    datalake_memory_limit: str = "256MB"
+    """DuckDB's memory limit for ingest and queries (it spills to the cache dir beyond it)."""
+    # -- issue 8: data sharing ---------------------------------------------------------------------
+    department_api_keys: str = ""
+    """JSON map department id → API Gateway key id of the data routes' usage plans (set by the stack).
+    A request with another department's key is refused; keys only throttle, never authenticate."""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -29,6 +29,10 @@ The action table (DESIGN.md, "Public contract"):
 | ``escalate``    | any open         | same (escalation level + 1)          | dispatcher, sweeper (system)   |
 | ``comment``     | any              | same (``note`` or ``photos``)        | anyone who can see the order   |
 
+Platform-only action, deliberately not in the table (no user may request it): ``expire``
+(dispatched → closed, the sweeper) closes an unacknowledged order of a transient detection type
+without recurrence (:mod:`smartzone.domain.detection_transient`).
+
 "Nothing else pending" (:func:`pending_after_resolve`): a sensor order whose sensor already
 reports normal, or an order with no sensor behind it. Otherwise the order waits ``resolved`` until
 the telemetry pipeline sees the sensor normal and closes it, or a dispatcher closes it with a note.

@@ -27,6 +27,16 @@ UNMASKED_ROLES = frozenset({Role.ADMIN, Role.DISPATCHER})
 """The roles that may read personal data unmasked (each such read is audited). Grid workers and
 technicians see masked values; public outputs are always masked, whoever asks."""
 
+POPULATION_UNMASKED_ROLES = UNMASKED_ROLES | {Role.DATA_STEWARD}
+"""Who may unmask residents' data of the population database (on explicit request, audited):
+the roles above plus data stewards, who must compare the sources' actual values to decide a
+review item (a masked ``张*`` against ``张*`` cannot be told apart). Stewards do NOT see other
+personal data (grid workers' phones, …) unmasked."""
+
+
+def may_unmask_population(caller: Caller | None) -> bool:
+    return caller is not None and bool(caller.roles & POPULATION_UNMASKED_ROLES)
+
 
 class Audience(StrEnum):
     STAFF = "staff"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from smartzone.domain.detections import DETECTION_POLICIES
 from smartzone.domain.timeutil import from_iso
 from smartzone.domain.workorders import OrderStatus, WorkOrder
 
@@ -25,6 +26,11 @@ SLA_TARGETS: dict[str, SlaTarget] = {
     "device_battery_low": SlaTarget(acknowledge_s=4 * 3600, resolve_s=3 * 86400),
     "device_offline": SlaTarget(acknowledge_s=60 * 60, resolve_s=24 * 3600),
     "patrol_report": SlaTarget(acknowledge_s=30 * 60, resolve_s=24 * 3600),
+    # Detections (issue 5): each type's own targets, from its policy.
+    **{
+        policy.type.value: SlaTarget(acknowledge_s=policy.acknowledge_s, resolve_s=policy.resolve_s)
+        for policy in DETECTION_POLICIES.values()
+    },
 }
 
 

@@ -40,8 +40,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from smartzone.domain.detection_stats import CameraPrecision, detection_counters, summarize_precision
+from smartzone.domain.detection_transient import was_expired
 from smartzone.domain.lifecycle import CancelReason
 from smartzone.domain.notifications import OutboundEvent, OutboundEventType
+from smartzone.domain.prefill_stats import PrefillStats
 from smartzone.domain.stages import (
     DEFAULT_BUCKETS_PER_DOUBLING,
     STAGE_LABEL_ZH,
@@ -163,13 +166,26 @@ def stats_update(event: OutboundEvent) -> StatsUpdate:
     if created or (event.previous_status is not None and event.status != event.previous_status):
         counters[counter_name(grid, STATUS, event.status)] = 1
         if event.status == OrderStatus.CLOSED.value:
-            counters[counter_name(grid, CLOSED, event.category)] = 1
             order = WorkOrder.model_validate(event.order)
+            expired = was_expired(order)  # closed itself (transient detection): not a handled case
+            if not expired:
+                counters[counter_name(grid, CLOSED, event.category)] = 1
+            counters.update(detection_counters(order, created=False, cancelled_reason=None, expired=expired))
             for name, index in duration_buckets(order).items():
                 histograms[hist_part(name)] = {bucket_name(grid, index): 1}
         elif event.status == OrderStatus.CANCELLED.value:
-            reason = cancel_reason(WorkOrder.model_validate(event.order))
+            cancelled = WorkOrder.model_validate(event.order)
+            reason = cancel_reason(cancelled)
             counters[counter_name(grid, CANCELLED, reason)] = 1
+            counters.update(
+                detection_counters(cancelled, created=False, cancelled_reason=reason, expired=False)
+            )
+    if created and event.order.get("detection"):
+        counters.update(
+            detection_counters(
+                WorkOrder.model_validate(event.order), created=True, cancelled_reason=None, expired=False
+            )
+        )
     return StatsUpdate(day=stats_day(event.occurred_at), counters=counters, histograms=histograms)
 
 
@@ -249,6 +265,10 @@ class PeriodStats(BaseModel):
     """``covers_repaired``, ``illegal_fishing_stopped``, ``straw_burning_handled``: closures."""
     durations: dict[str, DurationSummary]
     """Each stage (``dispatched_to_acknowledged`` …) and ``alarm_to_clearance``."""
+    detections: list[CameraPrecision] = Field(default_factory=list)
+    """Per camera and type: orders dispatched, false positives, precision (issue 5)."""
+    prefill: PrefillStats | None = None
+    """Forms (issue 6): fields prefilled-confirmed / corrected / typed new, per form and community."""
 
 
 def _counter_value(value: Any) -> int:
@@ -342,6 +362,7 @@ def summarize(
     grids: Collection[str] | None,
 ) -> PeriodStats:
     """The period's statistics from its days' items (``histogram_items``: duration name → items)."""
+    counts_items = list(counts_items)
     counts = summarize_counts(counts_items, grids)
     durations = {
         name: summarize_duration(name, merge_histogram(histogram_items.get(name, ()), grids))
@@ -354,4 +375,5 @@ def summarize(
         orders=counts,
         headline=headline_counts(counts),
         durations=durations,
+        detections=summarize_precision(counts_items, grids),
     )

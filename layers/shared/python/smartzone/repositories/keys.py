@@ -105,3 +105,92 @@ def seen_index_keys(grid_id: str, device_id: str, heartbeat_iso: str) -> dict[st
 
 def due_index_keys(order_id: str, due_iso: str) -> dict[str, str]:
     return {"gsi4pk": "DUE", "gsi4sk": f"{due_iso}#{order_id}"}
+
+
+# -- issue 5: the camera registry ------------------------------------------------------------------
+# | camera        | CAMERA#<camera_id>    | CAMERA                    | GRIDCAMERAS#<grid> / <camera_id>       | CAMERAS / <camera_id> |
+# gsi3: cameras by kind (CAMERAKIND#<kind> / <camera_id>).
+# Grid boundaries (routing by location) are the attribute ``boundary`` of the grid item (GeoJSON, WGS-84).
+
+
+def camera_key(camera_id: str) -> dict[str, str]:
+    return {"pk": f"CAMERA#{camera_id}", "sk": "CAMERA"}
+
+
+def camera_index_keys(camera_id: str, grid_id: str, kind: str) -> dict[str, str]:
+    return {
+        "gsi1pk": f"GRIDCAMERAS#{grid_id}",
+        "gsi1sk": camera_id,
+        "gsi2pk": "CAMERAS",
+        "gsi2sk": camera_id,
+        "gsi3pk": f"CAMERAKIND#{kind}",
+        "gsi3sk": camera_id,
+    }
+
+
+# -- issue 8: the data catalogue and sharing ---------------------------------------------------------
+# | resource      | CATALOGUE#<code>      | RESOURCE                  | CATDEPT#<department> / <code>          | CATALOGUE / <code>    |
+# | share request | SHAREREQ#<request_id> | REQUEST                   | SHAREREQBY#<requester> / <created>#<id> | SHAREREQTO#<provider> / <created>#<id> |
+# | grant         | GRANT#<department>    | <code>#<request_id>       | –                                      | –                     |
+# | access log    | ACCESSLOG#<code>      | <at iso>#<entry id>       | gsi3: ACCESSBY#<department> / <at iso>#<entry id>               |
+# (resource codes contain "/", e.g. CATALOGUE#210007000/000012; see domain/catalogue.py.)
+
+
+def catalogue_key(code: str) -> dict[str, str]:
+    return {"pk": f"CATALOGUE#{code}", "sk": "RESOURCE"}
+
+
+def catalogue_index_keys(code: str, department_id: str) -> dict[str, str]:
+    return {"gsi1pk": f"CATDEPT#{department_id}", "gsi1sk": code, "gsi2pk": "CATALOGUE", "gsi2sk": code}
+
+
+def share_request_key(request_id: str) -> dict[str, str]:
+    return {"pk": f"SHAREREQ#{request_id}", "sk": "REQUEST"}
+
+
+def grant_key(department_id: str, resource_code: str, request_id: str) -> dict[str, str]:
+    return {"pk": f"GRANT#{department_id}", "sk": f"{resource_code}#{request_id}"}
+
+
+# -- issue 5: detections (merge state, daily counters, webhook replay guard) -----------------------
+# | merge state   | DETECT#<camera_id>    | STATE#<type>              | DETTRANSIENT / <due iso>#<camera>#<type> (transient, open) | – |
+# | det. counters | DETCOUNT#<day>        | <camera_id>#<type>        | –                                      | –                     |
+# | webhook nonce | WEBHOOK#<vendor_id>   | NONCE#<signature>         | (TTL ``expires_at``)                   |                       |
+
+
+def detection_state_key(camera_id: str, detection_type: str) -> dict[str, str]:
+    return {"pk": f"DETECT#{camera_id}", "sk": f"STATE#{detection_type}"}
+
+
+def transient_index_keys(due_iso: str, camera_id: str, detection_type: str) -> dict[str, str]:
+    return {"gsi1pk": "DETTRANSIENT", "gsi1sk": f"{due_iso}#{camera_id}#{detection_type}"}
+
+
+def detection_counter_key(day: str, camera_id: str, detection_type: str) -> dict[str, str]:
+    return {"pk": f"DETCOUNT#{day}", "sk": f"{camera_id}#{detection_type}"}
+
+
+def webhook_nonce_key(vendor_id: str, signature: str) -> dict[str, str]:
+    return {"pk": f"WEBHOOK#{vendor_id}", "sk": f"NONCE#{signature}"}
+
+
+# -- issue 7: residents, review queue, steward decisions; the audit log ------------------------------
+# (functions in smartzone/repositories/residents.py and audit.py; personal values sealed, see personal_data.py)
+# | resident      | RESIDENT#<id_key>     | RESIDENT                  | RESGRID#<grid> / <id_key>              | RESCOMMUNITY#<community> / <id_key> |
+# | res. category | RESIDENT#<id_key>     | CAT#<category>            | gsi3: RESCATEGORY#<category> / <grid>#<id_key>                  |
+# | res. counts   | RESCOUNTS             | <dim>#<value>             | – (dims: total, grid, community, category, gridcategory)         |
+# | review item   | REVIEW#<item_id>      | REVIEW                    | REVIEWS#<status> / <reason>#<item_id>  | RESREVIEWS#<id_key> / <item_id> |
+# | steward dec.  | DECISION#<id>         | DECISION                  | DECISIONS / <decided_at>#<id>          | RESDECISIONS#<id_key> / <id>   |
+# | audit entry   | AUDIT#<yyyy-mm-dd>    | <at iso>#<entry_id>       | – (TTL ``expires_at`` = at + audit_retention_days)              |
+
+
+# -- issue 6: forms, facts, submissions, export jobs --------------------------------------------------
+# (functions in smartzone/repositories/forms.py, facts.py, submissions.py, exports.py; docs/forms.md)
+# | form head     | FORM#<form_id>        | HEAD                      | DEPTFORMS#<department> / <form_id>     | FORMS / <form_id>     |
+# | form version  | FORM#<form_id>        | V#<000001>                | –                                      | –                     |
+# | assignment    | FORM#<form_id>        | ASSIGN#GRID#<grid> / ASSIGN#COMMUNITY#<name> | GRIDFORMS#<grid> or COMMUNITYFORMS#<name> / <form_id> | – |
+# | fact          | FACT#<subject key>    | CUR#<fact code>           | –                                      | –                     |
+# | fact history  | FACT#<subject key>    | HIST#<code>#<at iso>#<submission id or import:table> | –         | –                     |
+# | submission    | SUBMISSION#<id>       | SUBMISSION                | FORMSUBS#<form_id> / <received>#<id>   | FORMGRIDSUBS#<form_id>#<grid> / <received>#<id> |
+# | prefill stats | STATS#<yyyy-mm-dd>    | PREFILL                   | – (attributes <form>|<community>|<grid>|<outcome>)              |
+# | export job    | EXPORT#<export_id>    | EXPORT                    | – (TTL ``expires_at``: 7 days)                                  |

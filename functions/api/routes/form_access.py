@@ -1,0 +1,63 @@
+"""Helpers of the form routes: the caller's department (from the registry) and the audit of
+unmasked reads of personal data (masking policy: every unmasked read is audited)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from smartzone.domain.audit import AuditAction, AuditEntry
+from smartzone.domain.identity import Caller
+from smartzone.domain.masking import UNMASKED_ROLES
+from smartzone.repositories.audit import AuditLog
+from smartzone.settings import get_settings
+
+from ..context import users
+
+
+def department_of(router: Router, caller: Caller) -> str | None:
+    """The caller's department from the user registry (looked up once per request)."""
+    cached = router.context.get("caller_department")
+    if isinstance(cached, str):
+        return cached or None
+    profile = users().get(caller.username)
+    department = profile.department_id if profile is not None and profile.active else None
+    router.append_context(caller_department=department or "")
+    return department
+
+
+def audit_key(subject: str) -> str:
+    """``resident:<hex>`` → ``RESIDENT#<hex>``; other subjects likewise (``FORM#…`` kept)."""
+    if "#" in subject:
+        return subject
+    kind, _, ident = subject.partition(":")
+    return f"{kind.upper()}#{ident}"
+
+
+def audit_unmasked(caller: Caller, subject: str, purpose: str, fields: Sequence[str]) -> None:
+    """Append one ``unmasked_read`` entry (``repositories/audit.py``, the platform's audit log)."""
+    role = next((r.value for r in sorted(caller.roles & UNMASKED_ROLES)), "unknown")
+    key = audit_key(subject)
+    try:
+        entry = AuditEntry(
+            actor=caller.username,
+            role=role,
+            action=AuditAction.UNMASKED_READ,
+            subject_key=key,
+            purpose=purpose,
+            fields=tuple(fields),
+        )
+    except ValueError:
+        # A subject id that looks like a phone or ID number is logged by its hash instead.
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        entry = AuditEntry(
+            actor=caller.username,
+            role=role,
+            action=AuditAction.UNMASKED_READ,
+            subject_key=f"SUBJECTHASH#{digest}",
+            purpose=purpose,
+            fields=tuple(fields),
+        )
+    AuditLog(get_settings().table_name).append(entry)
