@@ -21,9 +21,7 @@ somewhere else than a temporary folder).
 
 from __future__ import annotations
 
-import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -33,18 +31,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import RESULTS, ROOT, peak_rss_mb, write_results
+
 sys.path.insert(0, str(ROOT / "layers" / "shared" / "python"))
 
-import duckdb  # noqa: E402
+import duckdb
 
-from smartzone.datalake.ingest import ingest_file  # noqa: E402
-from smartzone.datalake.layout import FileFormat, parquet_key, slug  # noqa: E402
-from smartzone.datalake.query import QuerySpec, build_query, run_duckdb, to_athena  # noqa: E402
-from smartzone.domain.catalogue import Resource  # noqa: E402
-from smartzone.domain.idnumbers import CHECK_CHARS, WEIGHTS  # noqa: E402
+from smartzone.datalake.ingest import ingest_file
+from smartzone.datalake.layout import FileFormat, parquet_key, slug
+from smartzone.datalake.query import QuerySpec, build_query, run_duckdb, to_athena
+from smartzone.domain.catalogue import Resource
+from smartzone.domain.idnumbers import CHECK_CHARS, WEIGHTS
 
-RESULTS = ROOT / "bench" / "results"
 FULL_ROWS = 11_000_000
 TOTAL_ROWS = int(os.environ.get("DATALAKE_BENCH_ROWS", str(FULL_ROWS)))
 """A smaller run (``DATALAKE_BENCH_ROWS``) prints its figures but does not overwrite the results file."""
@@ -183,10 +181,6 @@ DATASETS = [
         "CASE WHEN i % 1013 = 0 THEN 'many' ELSE CAST(h % 2000 AS VARCHAR) END AS employees",
     ),
 ]
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def generate(dataset: Dataset, start: int, rows: int, target: Path) -> None:
@@ -409,8 +403,7 @@ def main() -> dict[str, Any]:
         }
         print(f"peak RSS {results['peak_rss_mb']} MB; total {results['total_s']} s")
         if TOTAL_ROWS == FULL_ROWS:
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            (RESULTS / "datalake.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+            write_results("datalake", results)
         else:
             print(f"(a smaller run: {RESULTS / 'datalake.json'} not written)")
         return results

@@ -14,37 +14,19 @@ Run: ``make bench`` (or ``python -m bench.detections``).
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("AWS_DEFAULT_REGION", "cn-north-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"
-os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
-os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
-os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "smartzone")
 
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+from bench.common import as_json, import_ms, use_emulated_aws, write_results
+
+use_emulated_aws()
+
 BATCH = 100
 TYPES = ("illegal_dumping", "river_loitering", "illegal_fishing", "straw_burning")
-
-
-def import_ms(module: str) -> float:
-    code = f"import time; t=time.perf_counter(); import {module}; print((time.perf_counter()-t)*1000)"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers/shared/python'}{os.pathsep}{ROOT}"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    return round(float(out.stdout.strip().splitlines()[-1]), 1)
 
 
 def _run(handler: Any, context: Any, bodies: list[str], counter_cls: Any) -> tuple[float, Counter[str], int]:
@@ -94,7 +76,11 @@ def main() -> dict[str, Any]:
         # -- burst: one camera, one type, 1,000 detections within the quiet window
         burst = [
             detection_message(
-                "CAM-01", start_ms + i * 500, "illegal_dumping", 0.8, snapshot=f"snapshots/b/{i}.jpg"
+                "CAM-01",
+                start_ms + i * 500,
+                "illegal_dumping",
+                0.8,
+                snapshot=f"snapshots/hikvision/b/{i}.jpg",
             )
             for i in range(1000)
         ]
@@ -140,9 +126,8 @@ def main() -> dict[str, Any]:
         "import_ms": {"functions.detections.handler": import_ms("functions.detections.handler")},
         "note": "moto in-process: rates include the emulator's time; calls per detection are exact",
     }
-    print(json.dumps(results, indent=2, ensure_ascii=False))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "detections.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(as_json(results))
+    write_results("detections", results)
     return results
 
 

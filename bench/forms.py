@@ -15,27 +15,18 @@ Run: ``make bench`` (or ``python -m bench.forms``).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("AWS_DEFAULT_REGION", "cn-north-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"
-os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
-os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
-os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "smartzone")
 
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+from bench.common import as_json, use_emulated_aws, write_results
+
+use_emulated_aws()
+
 HOUSEHOLDS = 40
 
 
@@ -176,9 +167,8 @@ def main() -> dict[str, Any]:
         "by_form": {k: v["prefill_ratio"] for k, v in stats["by_form"].items()},
         "exports": exports,
     }
-    print(json.dumps(results, indent=2, ensure_ascii=False))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "forms.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(as_json(results))
+    write_results("forms", results)
     return results
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from bench.common import ROOT, peak_rss_mb, subprocess_env, write_results
 from smartzone.population.accuracy import evaluate
 from smartzone.population.classify import Classifier, grids_from_district, load_config
 from smartzone.population.pipeline import read_jsonl, run_merge
@@ -38,8 +38,6 @@ from smartzone.population.readers import read_rows
 from smartzone.population.rules import load_rules
 from smartzone.population.sources import load_specs
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 CACHE = ROOT / ".local" / "bench"
 EVENTS = ROOT / "events" / "population"
 PERSONS_1M = 138_000  # ≈ 7.2 rows per person → ≈ 1,000,000 rows
@@ -53,10 +51,9 @@ GENERATOR_VERSION = "g2"
 def dataset(persons: int, xlsx: bool) -> Path:
     directory = CACHE / f"population-{persons}-{SEED}-{GENERATOR_VERSION}{'' if xlsx else '-csv'}"
     if not (directory / "truth.json").exists():
-        env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers/shared/python'}:{ROOT}"}
         command = [sys.executable, "-m", "tools.population_generate", "--persons", str(persons)]
         command += ["--seed", str(SEED), "--out", str(directory)] + ([] if xlsx else ["--csv-only"])
-        subprocess.run(command, check=True, cwd=ROOT, env=env)
+        subprocess.run(command, check=True, cwd=ROOT, env=subprocess_env())
     return directory
 
 
@@ -72,10 +69,6 @@ def xlsx_rate(directory: Path) -> dict[str, Any]:
         "xlsx_cpu_s": round(cpu, 2),
         "xlsx_rows_per_cpu_s": round(rows / cpu) if cpu else None,
     }
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def run(persons: int, with_accuracy: bool, xlsx: bool) -> dict[str, Any]:
@@ -103,7 +96,7 @@ def run(persons: int, with_accuracy: bool, xlsx: bool) -> dict[str, Any]:
         "cpu_s": round(cpu, 2),
         "rows_per_s": round(rows / wall),
         "rows_per_cpu_s": round(rows / cpu),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "formats": "CSV + 2 XLSX tables" if xlsx else "CSV (16 tables)",
     }
     if xlsx:
@@ -130,8 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         "large": large,
         "memory_growth_mb": round(large["peak_rss_mb"] - small["peak_rss_mb"], 1),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "population.json").write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+    write_results("population", figures)
     for name in ("small", "large"):
         r = figures[name]
         print(

@@ -14,29 +14,17 @@ Run: ``make bench`` (or ``python -m bench.telemetry``).
 from __future__ import annotations
 
 import json
-import os
 import random
-import statistics
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("AWS_DEFAULT_REGION", "cn-north-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"
-os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
-os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
-os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "smartzone")
 
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+from bench.common import ROOT, import_ms, use_emulated_aws, write_results
+
+use_emulated_aws()
+
 DEVICES = 600
 BATCH = 500
 MIN = 60_000
@@ -80,18 +68,6 @@ def shuffled_within_batches(bodies: list[str], rnd: random.Random) -> list[str]:
         rnd.shuffle(chunk)
         out.extend(chunk)
     return out
-
-
-def import_ms(module: str) -> float:
-    code = f"import time; t=time.perf_counter(); import {module}; print((time.perf_counter()-t)*1000)"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers/shared/python'}:{ROOT}"}
-    samples = []
-    for _ in range(3):
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True
-        )
-        samples.append(float(out.stdout.strip().splitlines()[-1]))
-    return round(statistics.median(samples), 1)
 
 
 def main() -> dict[str, Any]:
@@ -200,12 +176,13 @@ def main() -> dict[str, Any]:
             "items_per_alarm": round(transaction_items / max(alarm_transitions, 1), 2),
             "batch_item_failures": failures,
             "import_ms": {
-                f"functions.{path.parent.name}.handler": import_ms(f"functions.{path.parent.name}.handler")
+                f"functions.{path.parent.name}.handler": import_ms(
+                    f"functions.{path.parent.name}.handler", samples=3
+                )
                 for path in sorted((ROOT / "functions").glob("*/handler.py"))
             },
         }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "telemetry.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    write_results("telemetry", results)
     return results
 
 

@@ -2,6 +2,10 @@
 
     python -m tools.erase_resident --reason "本人申请 2026-11-29 #17" --operator ops-li   # asks for the ID
     python -m tools.erase_resident --resident-key <64 hex> --reason ... --operator ...
+    python -m tools.erase_resident --preemptive --reason ... --operator ...   # not (yet) stored
+
+An unknown resident is an error (exit status 1, nothing written) unless ``--preemptive``: then a
+tombstone is written so that later merge runs never store the person.
 
 The ID number is read from the terminal without echo (or from stdin when piped), never from the
 command line (shell history, process lists). What is done, and the audit entry (operator as
@@ -42,11 +46,14 @@ def main(argv: list[str] | None = None, *, read_id: Callable[[str], str] = read_
     parser.add_argument("--resident-key", help="the resident's key instead of the ID number")
     parser.add_argument("--reason", required=True, help="the request being fulfilled (ticket, date)")
     parser.add_argument("--operator", required=True, help="who runs this (recorded in the audit log)")
+    parser.add_argument(
+        "--preemptive", action="store_true", help="erase even if no resident has this key (yet)"
+    )
     parser.add_argument("--table", default=os.environ.get("TABLE_NAME", ""))
     args = parser.parse_args(argv)
     if not args.table:
         parser.error("--table (or TABLE_NAME) is required")
-    from smartzone.repositories.erasure import erase_resident
+    from smartzone.repositories.erasure import UnknownResident, erase_resident
     from smartzone.repositories.personal_data import id_hmac_key
 
     if args.resident_key:
@@ -58,7 +65,18 @@ def main(argv: list[str] | None = None, *, read_id: Callable[[str], str] = read_
             read_id if callable(read_id) else (getpass.getpass if sys.stdin.isatty() else sys.stdin.readline)
         )
         key = resident_key_of(str(reader("ID number: ")).strip(), id_hmac_key())
-    result = erase_resident(args.table, key, actor=f"tool:{args.operator}", role="admin", reason=args.reason)
+    try:
+        result = erase_resident(
+            args.table,
+            key,
+            actor=f"tool:{args.operator}",
+            role="admin",
+            reason=args.reason,
+            preemptive=args.preemptive,
+        )
+    except UnknownResident:
+        print("no such resident (nothing erased; --preemptive erases ahead of the data)", file=sys.stderr)
+        return 1
     print(json.dumps({"resident_key": key, "erased": result.erased, "audit_entry": result.audit_entry_id}))
     return 0
 

@@ -30,6 +30,10 @@ from smartzone.population.sources import find_file, load_specs
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events" / "population"
 DEV_KEY = b"smartzone-local-development-id-key"
+PLAIN_DATA_WARNING = (
+    "注意: {out}/golden.jsonl 与 reviews.jsonl 含明文个人信息, 仅限本地使用, 用后删除 "
+    "(golden.jsonl and reviews.jsonl hold PLAIN personal data: local use only, delete after use)"
+)
 
 
 def load_decisions(path: Path | None) -> list[StewardDecision]:
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             report.accuracy = evaluate(truth, golden, queued, rejects)
         write_report(report, args.out)
     print((args.out / "summary.txt").read_text(encoding="utf-8"), end="")
+    print(PLAIN_DATA_WARNING.format(out=args.out), file=sys.stderr)
     if dev_key:
         print("注意: 使用开发用 HMAC 密钥 (development HMAC key; set SMARTZONE_ID_HMAC_KEY)", file=sys.stderr)
     return 0 if report.balanced else 1

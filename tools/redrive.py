@@ -24,6 +24,14 @@ No message is lost: a message is deleted only after its copy was accepted by the
 batch send reports each entry); one that fails stays (its visibility is released). ``--dry-run``
 receives nothing (receiving counts towards a queue's own ``maxReceiveCount``): it prints each
 queue, its target and its approximate message count. Exit status 1 when anything failed.
+
+A queue is worked until a receive returns nothing. Messages left on purpose (skipped, failed) are
+held invisible for the run; when a long run outlasts that hold they come back, are recognised (not
+counted or sent twice), held again for twice as long, and never end the run early.
+
+Rejects whose body was cut at ``MAX_BODY_CHARS`` (200,000 characters,
+:mod:`smartzone.repositories.rejects`) are not the original message any more: they are never
+resent, but skipped and counted as ``truncated body``.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from smartzone.repositories.clients import client
+from smartzone.repositories.rejects import MAX_BODY_CHARS
 from tools.ops_aws import (
     SESSION_FILE,
     QueueInfo,
@@ -53,6 +62,11 @@ from tools.ops_aws import (
 )
 
 SQS_BATCH = 10
+MAX_VISIBILITY_S = 43_200
+"""SQS's longest visibility timeout (12 hours)."""
+TRUNCATED = "truncated body"
+MAX_RETURNS = 12
+"""A held message back this often (its hold doubled each time) means holds do not work: stop."""
 BUFFER = "telemetry-buffer"
 REJECTS = "rejects"
 RULE_ERRORS = "rule-errors"
@@ -71,15 +85,19 @@ class QueueReport:
     failed: int = 0
     skipped: int = 0
     """Messages left on purpose (e.g. rejects of another reason, rule errors without payload)."""
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    """Of ``skipped``, those a transform refused with a reason (:class:`Skip`), per reason."""
     left: int = 0
     errors: list[str] = field(default_factory=list)
 
     def line(self, dry_run: bool) -> str:
         if dry_run:
             return f"{self.queue} → {self.target}: ~{self.found} message(s) would be redriven (dry run)"
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.skip_reasons.items()))
         return (
             f"{self.queue} → {self.target}: found {self.found}, moved {self.moved}, "
-            f"failed {self.failed}, skipped {self.skipped}, left {self.left}"
+            f"failed {self.failed}, skipped {self.skipped}{f' ({reasons})' if reasons else ''}, "
+            f"left {self.left}"
         )
 
 
@@ -102,7 +120,16 @@ class RedriveReport:
 
 
 Transform = Callable[[dict[str, Any]], dict[str, Any] | None]
-"""A received message → the entry to send (``MessageBody``, ``MessageAttributes``), or None to skip."""
+"""A received message → the entry to send (``MessageBody``, ``MessageAttributes``), or None to skip
+(or raise :class:`Skip` to skip it with a reason that the report counts)."""
+
+
+class Skip(Exception):
+    """A transform's verdict: leave the message in its queue, for ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _as_is(message: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +155,12 @@ def _rejected_original(reason: str | None) -> Transform:
             return None
         if reason is not None and copy.get("reason") != reason:
             return None
-        return {"MessageBody": str(copy["body"])}
+        body = str(copy["body"])
+        if copy.get("truncated") is True or len(body) >= MAX_BODY_CHARS:
+            # Cut at MAX_BODY_CHARS when it was rejected (older copies carry no flag: a body of
+            # exactly that length is taken as cut): resending it would send a broken message.
+            raise Skip(TRUNCATED)
+        return {"MessageBody": body}
 
     return transform
 
@@ -165,18 +197,24 @@ def _rule_sql(rule_name: str) -> str:
     return TELEMETRY_SQL
 
 
-def _release(queue_url: str, handles: list[str]) -> None:
+def _hold(queue_url: str, handles: list[str], seconds: int) -> None:
+    """Set the visibility of received messages (0 releases them); best effort."""
     sqs = client("sqs")
     for start in range(0, len(handles), SQS_BATCH):
         chunk = handles[start : start + SQS_BATCH]
-        # On failure they become visible again when their visibility timeout ends.
+        # On failure they become visible again when their current visibility timeout ends.
         with contextlib.suppress(ClientError, BotoCoreError):
             sqs.change_message_visibility_batch(
                 QueueUrl=queue_url,
                 Entries=[
-                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(chunk)
+                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": seconds}
+                    for i, h in enumerate(chunk)
                 ],
             )
+
+
+def _release(queue_url: str, handles: list[str]) -> None:
+    _hold(queue_url, handles, 0)
 
 
 def _depth(queue_url: str) -> int:
@@ -199,10 +237,18 @@ def move_messages(
     wait_s: int = 1,
     visibility_timeout_s: int = 120,
 ) -> QueueReport:
-    """Receive from ``source_url`` in batches, send to ``target_url``, delete only what was sent."""
+    """Receive from ``source_url`` in batches, send to ``target_url``, delete only what was sent.
+
+    Stops after a receive that returns nothing (or at ``max_messages`` new ones). A message left in
+    the queue (skipped, failed) is held for ``visibility_timeout_s``; if it comes back during the
+    run (the run outlasted the hold), it is not counted again and is held for twice as long each
+    time it returns, so that unseen messages behind it are still reached. All held messages are
+    released when the run ends."""
     sqs = client("sqs")
     seen: set[str] = set()
-    held: list[str] = []
+    held: dict[str, str] = {}
+    """message id → its latest receipt handle (released at the end)."""
+    returns: dict[str, int] = {}
     try:
         while max_messages is None or report.found < max_messages:
             wanted = SQS_BATCH if max_messages is None else min(SQS_BATCH, max_messages - report.found)
@@ -214,18 +260,34 @@ def move_messages(
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
+            if not messages:
+                break
             fresh = [m for m in messages if m["MessageId"] not in seen]
-            held.extend(m["ReceiptHandle"] for m in messages if m["MessageId"] in seen)
-            if not fresh:
+            back = [m for m in messages if m["MessageId"] in seen]
+            by_hold: dict[int, list[str]] = {}
+            for message in back:
+                message_id = message["MessageId"]
+                returns[message_id] = returns.get(message_id, 0) + 1
+                held[message_id] = message["ReceiptHandle"]
+                hold = min(MAX_VISIBILITY_S, max(visibility_timeout_s, 1) * 2 ** returns[message_id])
+                by_hold.setdefault(hold, []).append(message["ReceiptHandle"])
+            for hold, handles in by_hold.items():
+                _hold(source_url, handles, hold)
+            if back and max(returns[m["MessageId"]] for m in back) > MAX_RETURNS:
+                report.errors.append("held messages keep coming back (visibility not kept?): stopped early")
                 break
             entries: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
             for i, message in enumerate(fresh):
                 seen.add(message["MessageId"])
                 report.found += 1
-                entry = transform(message)
+                try:
+                    entry = transform(message)
+                except Skip as skip:
+                    report.skip_reasons[skip.reason] = report.skip_reasons.get(skip.reason, 0) + 1
+                    entry = None
                 if entry is None:
                     report.skipped += 1
-                    held.append(message["ReceiptHandle"])
+                    held[message["MessageId"]] = message["ReceiptHandle"]
                     continue
                 entries[str(i)] = (message, {"Id": str(i), **entry})
             if not entries:
@@ -237,13 +299,13 @@ def move_messages(
             except (ClientError, BotoCoreError) as exc:
                 report.failed += len(entries)
                 report.errors.append(f"send to {target_url} failed: {exc}")
-                held.extend(m["ReceiptHandle"] for m, _ in entries.values())
+                held.update((m["MessageId"], m["ReceiptHandle"]) for m, _ in entries.values())
                 continue
             for failure in response.get("Failed", []):
                 message, _ = entries.pop(failure["Id"])
                 report.failed += 1
                 report.errors.append(f"{message['MessageId']}: {failure.get('Message', failure.get('Code'))}")
-                held.append(message["ReceiptHandle"])
+                held[message["MessageId"]] = message["ReceiptHandle"]
             sent = [m for m, _ in entries.values()]
             if not sent:
                 continue
@@ -257,7 +319,7 @@ def move_messages(
                 report.errors.append(f"{sent[int(failure['Id'])]['MessageId']}: sent, not deleted")
     finally:
         if held:
-            _release(source_url, held)
+            _release(source_url, list(held.values()))
     report.left = _depth(source_url)
     return report
 

@@ -3,7 +3,8 @@ per camera and type; drone changes → one order each, routed by location.
 
 Reads per batch: one BatchGetItem of the cameras, one of the merge states (per 100), the grid
 areas (cached) when drone changes are present. Writes: ONE transaction per camera and type
-(:meth:`DetectionStore.write`), plus one UpdateItem for a camera/type with only below-threshold
+(:meth:`DetectionStore.write`; split only if it would exceed DynamoDB's 100 items, i.e. more than
+97 new orders of one camera and type in one batch), plus one UpdateItem for a camera/type with only below-threshold
 detections, plus one conditional put per drone change. Bad messages are rejected with a reason
 (acknowledged, copied to the rejects queue, counted); only transient failures are retried.
 """
@@ -19,13 +20,15 @@ from typing import cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from smartzone.domain.cameras import Camera, DetectionSetting
-from smartzone.domain.detection_merge import Aggregate, MergeState, plan_merge
+from smartzone.domain.detection_merge import Aggregate, MergePlan, MergeState, plan_merge
 from smartzone.domain.detection_messages import (
     CameraDetection,
     DetectionRejection,
     DetectionRejectReason,
     DroneChange,
+    outside_vendor_prefix,
     parse_detection,
+    vendor_prefix,
 )
 from smartzone.domain.drone_orders import new_drone_order
 from smartzone.domain.readings import Rejection
@@ -34,15 +37,19 @@ from smartzone.domain.statistics import stats_day
 from smartzone.domain.timeutil import now_ms, to_iso
 from smartzone.observability import logger
 from smartzone.repositories.cameras import CameraRepository
-from smartzone.repositories.detections import DetectionStore, StoreUnavailable, WriteOutcome
+from smartzone.repositories.detections import (
+    TRANSACTION_LIMIT,
+    DetectionStore,
+    StoreUnavailable,
+    WriteOutcome,
+    transaction_size,
+)
 from smartzone.repositories.grid_areas import GridAreaRepository
 from smartzone.repositories.rejects import RejectedMessage, RejectSink
 from smartzone.repositories.workorders import WorkOrderRepository
 from smartzone.settings import Settings
 
 MAX_WRITE_ATTEMPTS = 6
-CHUNK = 90
-"""Detections of one camera and type planned per transaction (a transaction holds ≤ 100 items)."""
 _TRANSIENT = (ClientError, BotoCoreError, StoreUnavailable)
 
 
@@ -161,6 +168,16 @@ class DetectionPipeline:
                         ),
                     )
                     continue
+                if camera.vendor_id and outside_vendor_prefix(detection.snapshot, camera.vendor_id):
+                    reject(
+                        message_id,
+                        DetectionRejection(
+                            DetectionRejectReason.INVALID_SNAPSHOT,
+                            f"snapshot_url: not under {vendor_prefix(camera.vendor_id)} (the camera's vendor)",
+                            camera_id,
+                        ),
+                    )
+                    continue
                 setting = camera.setting_for(detection.type)
                 if setting is None:
                     reject(
@@ -195,9 +212,11 @@ class DetectionPipeline:
             detections = sorted((d for _, d in items), key=lambda d: (d.ts, d.fingerprint))
             try:
                 state = states[(camera_id, type_)]
-                for start in range(0, len(detections), CHUNK):
-                    aggregate = Aggregate(camera, setting, detections[start : start + CHUNK])
-                    state = self._merge(aggregate, state, now, day, outcome)
+                while detections:  # one transaction, unless it would exceed TRANSACTION_LIMIT items
+                    state, merged = self._merge(
+                        Aggregate(camera, setting, detections), state, now, day, outcome
+                    )
+                    detections = detections[merged:]
             except (*_TRANSIENT, _Unsettled) as exc:
                 logger.warning(
                     "detections not merged; their messages will be retried",
@@ -205,19 +224,43 @@ class DetectionPipeline:
                 )
                 outcome.failed.update(mid for mid, _ in items)
 
+    @staticmethod
+    def _plan(
+        aggregate: Aggregate, state: MergeState, now: int, joinable: bool, taken: set[str]
+    ) -> tuple[MergePlan, int]:
+        """The plan of the longest prefix of the (time-ordered) detections that fits one transaction
+        (all of them unless a batch opens more than ~97 orders), and the prefix's length."""
+        size = len(aggregate.detections)
+        while True:
+            part = Aggregate(aggregate.camera, aggregate.setting, aggregate.detections[:size])
+            plan = plan_merge(part, state, now, order_joinable=joinable, taken_ids=taken)
+            if transaction_size(plan) <= TRANSACTION_LIMIT or size == 1:
+                return plan, size
+            size = max(1, size - (transaction_size(plan) - TRANSACTION_LIMIT))
+
     def _merge(
         self, aggregate: Aggregate, state: MergeState, now: int, day: str, outcome: BatchOutcome
-    ) -> MergeState:
+    ) -> tuple[MergeState, int]:
+        """Merge (a prefix of) the detections in one transaction: (the state written, how many)."""
         camera_id, type_ = aggregate.camera.camera_id, aggregate.setting.type.value
         joinable = True
+        taken: set[str] = set()
         for attempt in range(MAX_WRITE_ATTEMPTS):
-            plan = plan_merge(aggregate, state, now, order_joinable=joinable)
+            plan, size = self._plan(aggregate, state, now, joinable, taken)
             if not plan.writes:
                 if plan.below_threshold:
-                    self.store.count_only(camera_id, type_, day=day, below=plan.below_threshold)
+                    self.store.count_only(
+                        camera_id,
+                        type_,
+                        day=day,
+                        below=plan.below_threshold,
+                        grid_id=aggregate.camera.grid_id,
+                    )
                 self._count(plan.below_threshold, 0, plan.duplicates, outcome)
-                return state
-            result = self.store.write(camera_id, type_, plan, day=day, now_ms=now)
+                return state, size
+            result = self.store.write(
+                camera_id, type_, plan, day=day, now_ms=now, grid_id=aggregate.camera.grid_id, taken=taken
+            )
             if result is WriteOutcome.WRITTEN:
                 self._count(plan.below_threshold, plan.dispatched, plan.duplicates, outcome)
                 if plan.join is not None:
@@ -230,10 +273,15 @@ class DetectionPipeline:
                         "detection order opened",
                         extra={"order_id": order.order_id, "camera_id": camera_id, "type": type_},
                     )
-                return plan.state
+                return plan.state, size
             outcome.counts["conflicts"] += 1
             if result is WriteOutcome.ORDER_NOT_JOINABLE:
                 joinable = False
+                continue
+            if result is WriteOutcome.ORDER_EXISTS:
+                # The id is taken by an older order (cancelled or expired) whose first detection had
+                # the same time: the state is unchanged, so plan again with a suffixed id.
+                logger.info("detection order id taken; renamed", extra={"taken": sorted(taken)})
                 continue
             if result is WriteOutcome.BUSY:
                 time.sleep(min(0.02 * 2**attempt, 0.3))

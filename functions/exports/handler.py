@@ -3,13 +3,19 @@
 Each message renders one job (see :mod:`smartzone.domain.form_exports`): the submissions of the
 period (Beijing-time days, inclusive) are read with key queries, the file is written to the
 private exports bucket (SSE-KMS, expiring) and the job is marked ``done``. A job already done
-is skipped (SQS delivers at least once). A job with an unknown id is acknowledged and logged; a
-failing one is marked ``failed`` with its reason, and the message reported for retry.
+is skipped (SQS delivers at least once). A job with an unknown id is acknowledged and logged.
+
+Failures never leave a job ``queued`` for ever: a missing form or any non-transient error (a bad
+job, rendering, S3 refusing the write) marks it ``failed`` with its reason at once; a transient
+one (throttling, timeouts, 5xx) is reported for retry, and on the message's last receive
+(``ApproximateReceiveCount`` ≥ ``EXPORTS_MAX_RECEIVES``, the queue's ``maxReceiveCount``,
+default 3) the job is marked ``failed`` instead and the message acknowledged.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any
@@ -18,6 +24,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
 from smartzone.domain.form_exports import (
     CONTENT_TYPES,
@@ -39,6 +46,39 @@ from smartzone.repositories.submissions import SubmissionRepository
 from smartzone.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
+
+DEFAULT_MAX_RECEIVES = 3
+"""The export queue's ``maxReceiveCount`` (``infra/constructs/forms.py``) unless the environment
+says otherwise (``EXPORTS_MAX_RECEIVES``)."""
+TRANSIENT_CODES = frozenset(
+    {
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "Throttling",
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+    }
+)
+
+
+def max_receives() -> int:
+    try:
+        return max(1, int(os.environ.get("EXPORTS_MAX_RECEIVES", DEFAULT_MAX_RECEIVES)))
+    except ValueError:
+        return DEFAULT_MAX_RECEIVES
+
+
+def transient(exc: Exception) -> bool:
+    """Whether another delivery may succeed (throttling, timeouts, service errors)."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return error.get("Code") in TRANSIENT_CODES or status >= 500
+    return isinstance(exc, ConnectionError | ReadTimeoutError | BotoCoreError | TimeoutError)
 
 
 @cache
@@ -75,7 +115,18 @@ def render(job: ExportJob) -> tuple[bytes, int, list[str]]:
     return render_xlsx(current.title_zh, header, rows), len(rows), header
 
 
-def process_job(export_id: str) -> ExportJob | None:
+def _fail(exports: ExportRepository, job: ExportJob, reason: str) -> ExportJob:
+    failed = job.model_copy(
+        update={"status": ExportStatus.FAILED, "error": reason[:500], "finished_at": to_iso(now_ms())}
+    )
+    exports.finish(failed)
+    logger.warning("export failed", extra={"export_id": job.export_id, "reason": reason[:500]})
+    return failed
+
+
+def process_job(export_id: str, *, last_attempt: bool = False) -> ExportJob | None:
+    """Render and store one job; ``last_attempt``: the message will not be delivered again, so a
+    transient failure marks the job failed too (otherwise it is raised for SQS to retry)."""
     exports, _, _ = _repositories(get_settings().table_name)
     job = exports.get(export_id)
     if job is None:
@@ -83,18 +134,18 @@ def process_job(export_id: str) -> ExportJob | None:
         return None
     if job.status is ExportStatus.DONE:
         return job
+    key = export_object_key(job)
     try:
         body, rows, columns = render(job)
-    except LookupError as exc:
-        failed = job.model_copy(
-            update={"status": ExportStatus.FAILED, "error": str(exc), "finished_at": to_iso(now_ms())}
+        client("s3").put_object(
+            Bucket=get_settings().exports_bucket, Key=key, Body=body, ContentType=CONTENT_TYPES[job.format]
         )
-        exports.finish(failed)
-        return failed
-    key = export_object_key(job)
-    client("s3").put_object(
-        Bucket=get_settings().exports_bucket, Key=key, Body=body, ContentType=CONTENT_TYPES[job.format]
-    )
+    except LookupError as exc:
+        return _fail(exports, job, str(exc))
+    except Exception as exc:
+        if transient(exc) and not last_attempt:
+            raise  # reported for retry; the job stays queued until the last receive
+        return _fail(exports, job, f"{type(exc).__name__}: {exc}")
     done = job.model_copy(
         update={
             "status": ExportStatus.DONE,
@@ -115,7 +166,11 @@ def _record(record: SQSRecord) -> None:
     if not isinstance(export_id, str) or not export_id:
         logger.warning("export message without export_id", extra={"message_id": record.message_id})
         return
-    process_job(export_id)
+    try:
+        receives = int(record.attributes.approximate_receive_count or 1)
+    except (TypeError, ValueError, KeyError):
+        receives = 1
+    process_job(export_id, last_attempt=receives >= max_receives())
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -6,6 +6,10 @@ read and :func:`smartzone.domain.detection_transient.plan_expiry` decides: still
 no recurrence within the window → ``expire`` (one conditional write on the order's version). Either
 way the state leaves the index (conditional on its version: a detection arriving meanwhile keeps
 it, with its new due time), so an acknowledged order is never looked at again.
+
+The index is eventually consistent, the state is re-read strongly: a state whose fresh due time is
+still ahead (a detection joined after the index was written) is left alone — it stays on the index
+under its new due time and is swept when that comes.
 """
 
 from __future__ import annotations
@@ -37,11 +41,15 @@ class TransientSweep:
             logger.warning("transient sweep could not read its index", extra={"error": str(exc)})
             return
         for item in due:
+            fresh_due = item.state.transient_due
+            if fresh_due is None or fresh_due > now:
+                counts["not_due"] += 1  # stale index entry: released meanwhile, or a detection joined
+                continue
             try:
                 if item.state.order_id and self._expire(item.state.order_id, now):
                     expired.append(item.state.order_id)
                     counts["expired"] += 1
-                self.store.release_transient(item.camera_id, item.type, item.state)
+                self.store.release_transient(item.camera_id, item.type, item.state, now)
             except (ClientError, BotoCoreError) as exc:
                 counts["errors"] += 1
                 logger.warning(

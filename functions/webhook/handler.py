@@ -11,6 +11,8 @@ Routes (REST API methods without the user authorizer, but never open):
 Every request is authenticated first (:mod:`smartzone.domain.webhook_auth`: vendor, timestamp
 within 5 minutes, HMAC-SHA256 signature, replay guard): any failure is 401 without detail. Then the
 body: malformed JSON or a malformed detection is 422 naming the field (``detections.3.confidence``).
+Images (``snapshot_url``, drone ``before_image`` / ``after_image``) must be the vendor's own
+uploads, under ``snapshots/<vendor>/``: another vendor's key is 422 naming the field.
 A camera detection carries the signing vendor's id, so the pipeline rejects one of another vendor's
 camera. The API key of the usage plan only limits rates; it authenticates nothing.
 """
@@ -29,9 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from smartzone.domain.detection_messages import (
     SNAPSHOTS_PREFIX,
+    CameraDetection,
     DetectionRejection,
     DetectionRejectReason,
+    DroneChange,
+    outside_vendor_prefix,
     parse_detection,
+    vendor_prefix,
 )
 from smartzone.domain.timeutil import now_ms, to_iso
 from smartzone.domain.webhook_auth import AuthFailure, SignedRequest, Unauthenticated, verify
@@ -176,6 +182,13 @@ def _field_of(rejection: DetectionRejection) -> str:
     return head if head.isidentifier() else "body"
 
 
+def _image_keys(parsed: CameraDetection | DroneChange) -> list[tuple[str, str | None]]:
+    """The image keys a detection or change references, by field."""
+    if isinstance(parsed, DroneChange):
+        return [("before_image", parsed.before_image), ("after_image", parsed.after_image)]
+    return [("snapshot_url", parsed.snapshot)]
+
+
 @app.post("/v1/detections")
 def post_detections() -> Response[str]:
     signed, body = _authenticate()
@@ -196,6 +209,12 @@ def post_detections() -> Response[str]:
             )
             if isinstance(parsed, DetectionRejection):
                 raise _invalid(f"{name}.{index}.{_field_of(parsed)}", parsed.detail)
+            for field, key in _image_keys(parsed):
+                if outside_vendor_prefix(key, signed.vendor_id):
+                    raise _invalid(
+                        f"{name}.{index}.{field}",
+                        f"must be one of your uploads, under {vendor_prefix(signed.vendor_id)}",
+                    )
             messages.append({**data, "vendor_id": signed.vendor_id, "received_at": now})
     if DetectionQueue(settings.detections_queue_url).send(messages):
         return _json(

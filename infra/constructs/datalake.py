@@ -34,12 +34,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs import REPO_ROOT
+from infra.constructs.buckets import data_bucket
 from infra.constructs.functions import ARCHITECTURE, RUNTIME, FunctionSettings, SmartZoneFunction
 from infra.constructs.layers import PipLayerBundler
+from infra.constructs.queues import dead_letter_queue
 from infra.constructs.storage import TABLE_KEY_ACTIONS
 from infra.nag import acknowledge
 from smartzone.datalake.layout import DATALAKE, INCOMING, PROCESSED, REJECTS, REPORTS
@@ -132,18 +133,13 @@ class DataLake(Construct):
             compatible_architectures=[ARCHITECTURE],
         )
 
-        self.bucket = s3.Bucket(
+        self.bucket = data_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            key=key,
+            access_logs=access_logs,
+            logs_prefix="datalake/",
             versioned=True,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="datalake/",
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-processed",
@@ -166,24 +162,18 @@ class DataLake(Construct):
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
                 ),
             ],
-            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         cfn_bucket = cast(s3.CfnBucket, self.bucket.node.default_child)
         cfn_bucket.add_property_override(
             "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
         )
 
-        self.results = s3.Bucket(
+        self.results = data_bucket(
             self,
             "Results",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="athena-results/",
+            key=key,
+            access_logs=access_logs,
+            logs_prefix="athena-results/",
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-results",
@@ -191,7 +181,6 @@ class DataLake(Construct):
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
                 )
             ],
-            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
         self.database_name = glue_name(stack.stack_name)
@@ -280,14 +269,7 @@ class DataLake(Construct):
         )
         key.grant(fn, *TABLE_KEY_ACTIONS)
 
-        self.dlq = sqs.Queue(
-            self,
-            "Dlq",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
+        self.dlq = dead_letter_queue(self, "Dlq", key=key)
         acknowledge(
             self.dlq,
             "AwsSolutions-SQS3",

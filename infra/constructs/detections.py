@@ -26,15 +26,22 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.constructs.buckets import private_bucket
+from infra.constructs.buckets import data_bucket
 from infra.constructs.device_policy import THING_NAME
 from infra.constructs.functions import FunctionSettings, SmartZoneFunction
-from infra.constructs.queues import EncryptedQueue, QueueRole, mark_queue
+from infra.constructs.queues import (
+    MAX_RETENTION,
+    EncryptedQueue,
+    QueueRole,
+    consume,
+    grant_send,
+    iot_rule_role,
+    sqs_rule_action,
+)
 from infra.constructs.storage import TABLE_KEY_ACTIONS
 from infra.nag import acknowledge
 from smartzone.domain.detection_messages import SNAPSHOTS_PREFIX
@@ -54,7 +61,6 @@ DETECTIONS_TIMEOUT = cdk.Duration.seconds(30)
 DETECTIONS_BATCH_SIZE = 100
 DETECTIONS_BATCHING_WINDOW = cdk.Duration.seconds(2)
 WEBHOOK_TIMEOUT = cdk.Duration.seconds(10)
-SEND_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
 DETECTIONS_TABLE_ACTIONS = [
     "dynamodb:BatchGetItem",
     "dynamodb:GetItem",
@@ -98,14 +104,12 @@ class Detections(Construct):
         if settings.snapshots_expiry_days < 1:
             raise ValueError("snapshots_expiry_days must be at least 1")
 
-        self.snapshots = private_bucket(
+        self.snapshots = data_bucket(
             self,
             "Snapshots",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="snapshots/",
+            key=key,
+            access_logs=access_logs,
+            logs_prefix="snapshots/",
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-snapshots",
@@ -113,7 +117,6 @@ class Detections(Construct):
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
                 )
             ],
-            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         snapshot_objects = self.snapshots.arn_for_objects(f"{SNAPSHOTS_PREFIX}*")
         bucket_token = (
@@ -126,23 +129,19 @@ class Detections(Construct):
             6 * DETECTIONS_TIMEOUT.to_seconds() + DETECTIONS_BATCHING_WINDOW.to_seconds()
         )
         self.buffer = EncryptedQueue(self, "Buffer", key=key, visibility_timeout=visibility)
-        self.errors = EncryptedQueue(self, "RuleErrors", key=key, retention_period=cdk.Duration.days(14))
-        self.rejects = EncryptedQueue(self, "Rejects", key=key, retention_period=cdk.Duration.days(14))
-        mark_queue(self.errors.queue, QueueRole.RULE_ERRORS)
-        mark_queue(self.rejects.queue, QueueRole.REJECTS)
+        self.errors = EncryptedQueue(
+            self, "RuleErrors", key=key, retention_period=MAX_RETENTION, role=QueueRole.RULE_ERRORS
+        )
+        self.rejects = EncryptedQueue(
+            self, "Rejects", key=key, retention_period=MAX_RETENTION, role=QueueRole.REJECTS
+        )
 
-        self.rule_role = iam.Role(
+        self.rule_role = iot_rule_role(
             self,
             "RuleRole",
-            assumed_by=iam.ServicePrincipal(
-                "iot.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}}
-            ),
             description="SmartZone detection rules: send to the detections buffer and errors queues",
         )
-        grants = [
-            queue.grants.actions(self.rule_role, ["sqs:SendMessage"], key_actions=SEND_KEY_ACTIONS)
-            for queue in (self.buffer.queue, self.errors.queue)
-        ]
+        grants = [grant_send(queue, self.rule_role) for queue in (self.buffer.queue, self.errors.queue)]
         self.camera_rule = self._rule(
             "CameraDetectionsRule",
             "Camera detections: camera id from the topic, receive time added",
@@ -181,14 +180,12 @@ class Detections(Construct):
             grantee=fn, actions=["dynamodb:Query"], resource_arns=[f"{table.table_arn}/index/{GSI2}"]
         )
         key.grant(fn, *TABLE_KEY_ACTIONS)
-        self.rejects.queue.grants.actions(fn, ["sqs:SendMessage"], key_actions=SEND_KEY_ACTIONS)
-        fn.add_event_source(
-            event_sources.SqsEventSource(
-                self.buffer.queue,
-                batch_size=DETECTIONS_BATCH_SIZE,
-                max_batching_window=DETECTIONS_BATCHING_WINDOW,
-                report_batch_item_failures=True,
-            )
+        grant_send(self.rejects.queue, fn)
+        consume(
+            fn,
+            self.buffer.queue,
+            batch_size=DETECTIONS_BATCH_SIZE,
+            max_batching_window=DETECTIONS_BATCHING_WINDOW,
         )
 
         # -- vendor keys and the webhook -----------------------------------------------------------
@@ -229,7 +226,7 @@ class Detections(Construct):
             grantee=hook, actions=["dynamodb:PutItem"], resource_arns=[table.table_arn]
         )
         key.grant(hook, *TABLE_KEY_ACTIONS)
-        self.buffer.queue.grants.actions(hook, ["sqs:SendMessage"], key_actions=SEND_KEY_ACTIONS)
+        grant_send(self.buffer.queue, hook)
         iam.Grant.add_to_principal(
             grantee=hook,
             actions=["secretsmanager:GetSecretValue"],
@@ -334,21 +331,7 @@ class Detections(Construct):
                 aws_iot_sql_version="2016-03-23",
                 sql=sql,
                 rule_disabled=False,
-                actions=[
-                    iot.CfnTopicRule.ActionProperty(
-                        sqs=iot.CfnTopicRule.SqsActionProperty(
-                            queue_url=self.buffer.queue.queue_url,
-                            role_arn=self.rule_role.role_arn,
-                            use_base64=False,
-                        )
-                    )
-                ],
-                error_action=iot.CfnTopicRule.ActionProperty(
-                    sqs=iot.CfnTopicRule.SqsActionProperty(
-                        queue_url=self.errors.queue.queue_url,
-                        role_arn=self.rule_role.role_arn,
-                        use_base64=False,
-                    )
-                ),
+                actions=[sqs_rule_action(self.buffer.queue, self.rule_role)],
+                error_action=sqs_rule_action(self.errors.queue, self.rule_role),
             ),
         )

@@ -19,20 +19,18 @@ import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.constructs.buckets import private_bucket
+from infra.constructs.buckets import data_bucket
 from infra.constructs.functions import FunctionSettings, SmartZoneFunction
-from infra.constructs.queues import EncryptedQueue
+from infra.constructs.queues import EncryptedQueue, consume, grant_send
 from infra.constructs.storage import TABLE_KEY_ACTIONS
 from infra.nag import acknowledge
 
 EXPORTS_PREFIX = "exports/"
 EXPORTS_TIMEOUT = cdk.Duration.minutes(5)
 EXPORT_TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
-SEND_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
 
 
 class Forms(Construct):
@@ -50,14 +48,12 @@ class Forms(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        self.bucket = private_bucket(
+        self.bucket = data_bucket(
             self,
             "Exports",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="exports/",
+            key=key,
+            access_logs=access_logs,
+            logs_prefix="exports/",
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-exports",
@@ -66,7 +62,6 @@ class Forms(Construct):
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
                 )
             ],
-            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         self.queue = EncryptedQueue(
             self,
@@ -93,14 +88,12 @@ class Forms(Construct):
         key.grant(fn, *TABLE_KEY_ACTIONS)
         objects = self.bucket.arn_for_objects(f"{EXPORTS_PREFIX}*")
         iam.Grant.add_to_principal(grantee=fn, actions=["s3:PutObject"], resource_arns=[objects])
-        fn.add_event_source(
-            event_sources.SqsEventSource(self.queue.queue, batch_size=1, report_batch_item_failures=True)
-        )
+        consume(fn, self.queue.queue, batch_size=1)
 
         api = api_function.function
         api.add_environment("EXPORTS_BUCKET", self.bucket.bucket_name)
         api.add_environment("EXPORTS_QUEUE_URL", self.queue.queue.queue_url)
-        self.queue.queue.grants.actions(api, ["sqs:SendMessage"], key_actions=SEND_KEY_ACTIONS)
+        grant_send(self.queue.queue, api)
         iam.Grant.add_to_principal(grantee=api, actions=["s3:GetObject"], resource_arns=[objects])
 
         bucket_token = f"<{stack.get_logical_id(cast(cdk.CfnElement, self.bucket.node.default_child))}.Arn>"

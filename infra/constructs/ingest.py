@@ -19,13 +19,21 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.functions import FunctionSettings, SmartZoneFunction
-from infra.constructs.queues import EncryptedQueue, QueueRole, mark_queue
+from infra.constructs.queues import (
+    MAX_RETENTION,
+    EncryptedQueue,
+    QueueRole,
+    consume,
+    grant_send,
+    iot_rule_role,
+    sqs_rule_action,
+)
+from infra.constructs.storage import TABLE_KEY_ACTIONS
 from infra.nag import acknowledge
 
 TELEMETRY_TOPIC_FILTER = "smartzone/manhole/+/telemetry"
@@ -41,9 +49,6 @@ TELEMETRY_TIMEOUT = cdk.Duration.seconds(30)
 TELEMETRY_BATCH_SIZE = 500
 TELEMETRY_BATCHING_WINDOW = cdk.Duration.seconds(2)
 BUFFER_MAX_RECEIVES = 5
-# Key actions for sending to an SSE-KMS queue (and nothing else).
-SEND_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
-TABLE_KEY_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
 TELEMETRY_TABLE_ACTIONS = [
     "dynamodb:BatchGetItem",
     "dynamodb:GetItem",
@@ -176,30 +181,29 @@ class Ingest(Construct):
             6 * TELEMETRY_TIMEOUT.to_seconds() + TELEMETRY_BATCHING_WINDOW.to_seconds()
         )
         self.buffer = EncryptedQueue(
-            self, "Buffer", key=key, visibility_timeout=visibility, max_receive_count=BUFFER_MAX_RECEIVES
+            self,
+            "Buffer",
+            key=key,
+            visibility_timeout=visibility,
+            max_receive_count=BUFFER_MAX_RECEIVES,
+            role=QueueRole.TELEMETRY_BUFFER,
         )
-        self.errors = EncryptedQueue(self, "RuleErrors", key=key, retention_period=cdk.Duration.days(14))
-        self.rejects = EncryptedQueue(self, "Rejects", key=key, retention_period=cdk.Duration.days(14))
-        mark_queue(self.buffer.queue, QueueRole.TELEMETRY_BUFFER)
-        mark_queue(self.errors.queue, QueueRole.RULE_ERRORS)
-        mark_queue(self.rejects.queue, QueueRole.REJECTS)
+        self.errors = EncryptedQueue(
+            self, "RuleErrors", key=key, retention_period=MAX_RETENTION, role=QueueRole.RULE_ERRORS
+        )
+        self.rejects = EncryptedQueue(
+            self, "Rejects", key=key, retention_period=MAX_RETENTION, role=QueueRole.REJECTS
+        )
         self.archive = RawArchive(
             self, "RawArchive", bucket=archive_bucket, log_retention=functions.log_retention
         )
 
-        self.rule_role = iam.Role(
+        self.rule_role = iot_rule_role(
             self,
             "RuleRole",
-            assumed_by=iam.ServicePrincipal(
-                "iot.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
-            ),
             description="SmartZone telemetry rule: send to the buffer and errors queues, put to Firehose",
         )
-        grants = [
-            queue.grants.actions(self.rule_role, ["sqs:SendMessage"], key_actions=SEND_KEY_ACTIONS)
-            for queue in (self.buffer.queue, self.errors.queue)
-        ]
+        grants = [grant_send(queue, self.rule_role) for queue in (self.buffer.queue, self.errors.queue)]
         grants.append(
             iam.Grant.add_to_principal(
                 grantee=self.rule_role,
@@ -217,13 +221,7 @@ class Ingest(Construct):
                 sql=TELEMETRY_SQL,
                 rule_disabled=False,
                 actions=[
-                    iot.CfnTopicRule.ActionProperty(
-                        sqs=iot.CfnTopicRule.SqsActionProperty(
-                            queue_url=self.buffer.queue.queue_url,
-                            role_arn=self.rule_role.role_arn,
-                            use_base64=False,
-                        )
-                    ),
+                    sqs_rule_action(self.buffer.queue, self.rule_role),
                     iot.CfnTopicRule.ActionProperty(
                         firehose=iot.CfnTopicRule.FirehoseActionProperty(
                             delivery_stream_name=self.archive.stream_name,
@@ -233,13 +231,7 @@ class Ingest(Construct):
                         )
                     ),
                 ],
-                error_action=iot.CfnTopicRule.ActionProperty(
-                    sqs=iot.CfnTopicRule.SqsActionProperty(
-                        queue_url=self.errors.queue.queue_url,
-                        role_arn=self.rule_role.role_arn,
-                        use_base64=False,
-                    )
-                ),
+                error_action=sqs_rule_action(self.errors.queue, self.rule_role),
             ),
         )
         # The rule must not fire before its role may deliver.
@@ -268,12 +260,10 @@ class Ingest(Construct):
             grantee=fn, actions=TELEMETRY_TABLE_ACTIONS, resource_arns=[table.table_arn]
         )
         key.grant(fn, *TABLE_KEY_ACTIONS)
-        self.rejects.queue.grants.actions(fn, ["sqs:SendMessage"], key_actions=SEND_KEY_ACTIONS)
-        fn.add_event_source(
-            event_sources.SqsEventSource(
-                self.buffer.queue,
-                batch_size=TELEMETRY_BATCH_SIZE,
-                max_batching_window=TELEMETRY_BATCHING_WINDOW,
-                report_batch_item_failures=True,
-            )
+        grant_send(self.rejects.queue, fn)
+        consume(
+            fn,
+            self.buffer.queue,
+            batch_size=TELEMETRY_BATCH_SIZE,
+            max_batching_window=TELEMETRY_BATCHING_WINDOW,
         )

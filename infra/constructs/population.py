@@ -41,6 +41,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from infra.constructs.buckets import data_bucket
 from infra.constructs.functions import FunctionSettings, SmartZoneFunction
 from infra.constructs.storage import TABLE_KEY_ACTIONS
 from infra.nag import acknowledge
@@ -111,18 +112,13 @@ class Population(Construct):
         )
         key_alias = f"alias/{stack.stack_name}-personal-data"
 
-        self.bucket = s3.Bucket(
+        self.bucket = data_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            key=key,
+            access_logs=access_logs,
+            logs_prefix="population/",
             versioned=True,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="population/",
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-work", prefix="work/", expiration=WORK_EXPIRY),
                 s3.LifecycleRule(
@@ -136,7 +132,6 @@ class Population(Construct):
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
                 ),
             ],
-            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
         common_env = {

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -259,6 +260,12 @@ class Platform:
         server.start()
         self._stop_aws = server.stop
         endpoint = f"http://{self.config.host}:{port}"
+        # moto keeps its backends in this process: a platform started after another one in the same
+        # process (one per e2e test module) would find the earlier one's tables, queues and items.
+        # Emulated AWS starts empty; what persists between runs is the snapshot.
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # localhost: no proxy
+        with direct.open(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30):
+            pass
         _environment(REGION, endpoint)
         from smartzone.repositories.clients import reset_clients
         from smartzone.settings import get_settings

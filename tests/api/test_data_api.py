@@ -19,10 +19,14 @@ PUSHED = resource()  # 101001000/000001, conditional, public-security
 CONDITIONAL = resource(code="101001000/000003")
 OPEN = resource(code="101001000/000002", sharing_type="unconditional")
 PAGED = resource(code="101001000/000004", sharing_type="unconditional")
+FILTERED = resource(code="101001000/000005", sharing_type="unconditional")
+EXPORTED = resource(code="101001000/000006")  # conditional
 PUSH_PATH = "/v1/data/101001000-000001"
 COND_PATH = "/v1/data/101001000-000003"
 OPEN_PATH = "/v1/data/101001000-000002"
 PAGED_PATH = "/v1/data/101001000-000004"
+FILTERED_PATH = "/v1/data/101001000-000005"
+EXPORTED_PATH = "/v1/data/101001000-000006"
 COLUMNS = [
     "id_number",
     "name",
@@ -84,7 +88,7 @@ def data_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                 )
             )
         catalogue = CatalogueRepository(resources.table_name)
-        for res in (PUSHED, CONDITIONAL, OPEN, PAGED):
+        for res in (PUSHED, CONDITIONAL, OPEN, PAGED, FILTERED, EXPORTED):
             catalogue.create(res)
         yield resources
         context.users.cache_clear()
@@ -95,13 +99,20 @@ def data_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def _grant(
-    table: str, *, unmasked: list[str], granted_at: datetime, days: int, requester: str = READER
+    table: str,
+    *,
+    unmasked: list[str],
+    granted_at: datetime,
+    days: int = 0,
+    requester: str = READER,
+    code: str = CONDITIONAL.code,
+    lasts: timedelta | None = None,
 ) -> None:
     from smartzone.repositories.sharing import SharingRepository
 
     request = AccessRequest(
-        request_id=f"req-{requester}",
-        resource_code=CONDITIONAL.code,
+        request_id=f"req-{requester}" + ("" if code == CONDITIONAL.code else f"-{code[-6:]}"),
+        resource_code=code,
         provider_id=PROVIDER,
         requester_id=requester,
         requested_by=f"dept-{requester}",
@@ -114,7 +125,7 @@ def _grant(
     decided, grant = approve(
         request,
         by=PROVIDER_USER.username,
-        expires_at=granted_at + timedelta(days=days),
+        expires_at=granted_at + (lasts if lasts is not None else timedelta(days=days)),
         unmasked_items=unmasked,
         now=granted_at,
     )
@@ -280,3 +291,82 @@ def test_given_many_rows_when_paged_with_the_cursor_then_all_come_once_and_bad_c
     for bad, status, field in QUERY_REFUSALS:
         answer = ApiClient(READER_USER).post(f"{PAGED_PATH}/query", bad)
         assert (answer.status, answer.body.get("field")) == (status, field), (bad, answer.body)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999", ["nan", 1], 2**63])
+def test_given_a_non_finite_or_out_of_range_number_when_filtered_on_then_422_names_the_filter(
+    data_env: Any, value: Any
+) -> None:
+    """Given a filter value "inf"/"nan" (or beyond BIGINT), when queried, then 422 naming the filter's
+    value — not a DuckDB BinderException answered as a bare 500."""
+    ApiClient(PROVIDER_USER).post(f"{FILTERED_PATH}/batches", {"batch_id": "f1", "rows": [_row(1)]})
+    column, op = ("income", "between") if isinstance(value, list) else ("income", "gt")
+    if value == 2**63:
+        column = "age"
+    answer = ApiClient(READER_USER).post(
+        f"{FILTERED_PATH}/query",
+        {"select": ["age"], "filters": [{"column": column, "op": op, "value": value}]},
+    )
+    assert (answer.status, answer.body.get("field")) == (422, "filters[0].value"), answer.body
+    assert answer.body["message"].startswith("filters[0].value")
+
+
+def test_given_the_engine_fails_when_a_query_or_export_runs_then_502_with_a_message(
+    data_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given DuckDB raising while it runs a built statement (any duckdb.Error), when a department
+    queries or exports, then the API answers 502 ``query_failed`` with a message, never a bare 500."""
+    import duckdb
+
+    from smartzone.datalake import service
+
+    ApiClient(PROVIDER_USER).post(f"{FILTERED_PATH}/batches", {"batch_id": "f1", "rows": [_row(1)]})
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise duckdb.BinderException('Referenced column "nan" not found in FROM clause!')
+
+    monkeypatch.setattr(service, "run_duckdb", broken)
+    answer = ApiClient(READER_USER).post(f"{FILTERED_PATH}/query", {"select": ["age"]})
+    assert answer.status == 502 and answer.body["error"] == "query_failed", answer.body
+    assert answer.body["message"] and "nan" not in answer.body["message"]
+
+    monkeypatch.setattr(service, "duckdb_view_sql", broken)
+    export = ApiClient(READER_USER).post(f"{FILTERED_PATH}/query", {"select": ["age"], "export": True})
+    assert export.status == 502 and export.body["error"] == "query_failed", export.body
+
+
+def test_given_a_grant_ending_in_five_minutes_when_exporting_then_the_link_expires_with_the_grant(
+    data_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given an approved request that ends in 5 minutes, when the department exports, then the
+    link's lifetime is the grant's remaining time (not 900 s): a link never outlives the grant."""
+    from urllib.parse import parse_qs, urlparse
+
+    from functions.api import data_access
+
+    ApiClient(PROVIDER_USER).post(f"{EXPORTED_PATH}/batches", {"rows": [_row(n) for n in range(3)]})
+    now = datetime.now(UTC).replace(microsecond=0)
+    _grant(
+        data_env.table_name,
+        unmasked=[],
+        granted_at=now - timedelta(hours=1),
+        lasts=timedelta(hours=1, minutes=5),
+        code=EXPORTED.code,
+    )
+    monkeypatch.setattr(data_access, "current_time", lambda: now)
+    export = ApiClient(READER_USER).post(
+        f"{EXPORTED_PATH}/query", {"select": ["grid_id", "age"], "export": True}
+    )
+
+    assert export.status == 200, export.body
+    assert export.body["expires_in"] == 300
+    query = parse_qs(urlparse(export.body["download_url"]).query)
+    assert query.get("X-Amz-Expires", query.get("Expires")) is not None
+    if "X-Amz-Expires" in query:
+        assert query["X-Amz-Expires"] == ["300"]
+
+    # the provider (no grant involved) keeps the full 15 minutes
+    own = ApiClient(PROVIDER_USER).post(
+        f"{EXPORTED_PATH}/query", {"select": ["grid_id", "age"], "export": True}
+    )
+    assert own.status == 200 and own.body["expires_in"] == 900

@@ -149,3 +149,111 @@ def test_given_an_unacknowledged_transient_order_without_recurrence_then_the_swe
     assert closed.timeline[-1].action == "expire" and "自动关闭" in (closed.timeline[-1].note or "")
     still = orders.get(acknowledged)
     assert still is not None and still.status is OrderStatus.ACKNOWLEDGED
+
+
+def test_given_a_stale_index_entry_whose_order_a_detection_joined_then_the_sweeper_keeps_it_due_later(
+    api_env: LocalResources,
+) -> None:
+    """Given the (eventually consistent) index still lists a transient state under its old due time
+    while a detection joined the order meanwhile (the fresh state is due later), when the sweeper
+    runs at the old due time, then it neither expires the order nor takes the state off the index,
+    so the order still expires at its new due time."""
+    from functions.detections.pipeline import DetectionPipeline, Message
+    from smartzone.repositories.cameras import CameraRepository
+    from smartzone.repositories.detections import TransientDue
+    from smartzone.repositories.grid_areas import GridAreaRepository
+    from smartzone.repositories.rejects import RejectSink
+    from tests.support.detections import detection_message
+
+    table = api_env.table_name
+    cameras = CameraRepository(table)
+    cameras.put(river_camera("CAM-07", "G03", (DetectionType.RIVER_LOITERING,)))
+    seen = int(time.time() * 1000) - 60 * SEC
+    settings = get_settings()
+    store, orders = DetectionStore(table), WorkOrderRepository(table)
+    pipeline = DetectionPipeline(
+        settings, cameras, store, orders, GridAreaRepository(table), RejectSink(settings.rejects_queue_url)
+    )
+    (order_id,) = pipeline.process(
+        [Message("m1", detection_message("CAM-07", seen, "river_loitering"))]
+    ).orders
+    pipeline.process([Message("m2", detection_message("CAM-07", seen + 30 * SEC, "river_loitering"))])
+    window = DETECTION_POLICIES[DetectionType.RIVER_LOITERING].transient_close_after_s
+    assert window is not None
+    old_due, new_due = seen + window * SEC, seen + 30 * SEC + window * SEC
+
+    class StaleIndex(DetectionStore):
+        """The index answers the state under its old due time; the state itself is read fresh."""
+
+        def transient_due(self, now_ms: int, limit: int = 100) -> list[TransientDue]:
+            return [TransientDue("CAM-07", "river_loitering", self.load_state("CAM-07", "river_loitering"))]
+
+    counts: Counter[str] = Counter()
+    expired: list[str] = []
+    TransientSweep(StaleIndex(table), orders).run(old_due, counts, expired)
+    assert expired == [] and counts["errors"] == 0
+    assert store.load_state("CAM-07", "river_loitering").transient_due == new_due
+
+    TransientSweep(store, orders).run(new_due, counts, expired)
+    assert expired == [order_id]
+
+
+def test_given_detections_below_threshold_and_dispatched_then_stats_rows_report_both(
+    api_env: LocalResources,
+) -> None:
+    """Given a camera whose detections were partly below its threshold (counted, never dispatched),
+    when the dispatcher reads GET /v1/stats, then its row reports ``below_threshold`` and
+    ``dispatched`` next to its orders."""
+    from functions.detections.pipeline import DetectionPipeline, Message
+    from smartzone.repositories.cameras import CameraRepository
+    from smartzone.repositories.grid_areas import GridAreaRepository
+    from smartzone.repositories.rejects import RejectSink
+    from tests.support.detections import detection_message
+
+    table = api_env.table_name
+    cameras = CameraRepository(table)
+    cameras.put(river_camera("CAM-08", "G03", (DetectionType.ILLEGAL_DUMPING,)))
+    seen = int(time.time() * 1000) - 60 * SEC
+    settings = get_settings()
+    pipeline = DetectionPipeline(
+        settings,
+        cameras,
+        DetectionStore(table),
+        WorkOrderRepository(table),
+        GridAreaRepository(table),
+        RejectSink(settings.rejects_queue_url),
+    )
+    low = [Message(f"l{i}", detection_message("CAM-08", seen + i * SEC, confidence=0.3)) for i in range(3)]
+    high = [Message(f"h{i}", detection_message("CAM-08", seen + i * SEC, confidence=0.9)) for i in range(2)]
+    outcome = pipeline.process([*low, *high])
+    assert not outcome.failed
+    (order_id,) = outcome.orders
+    order = WorkOrderRepository(table).get(order_id)
+    assert order is not None
+    feed((None, order))  # the outbox's statistics sink counts the order
+
+    stats = ApiClient(DISPATCHER).get("/v1/stats")
+    assert stats.status == 200
+    rows = {(r["camera_id"], r["type"]): r for r in stats.body["detections"]}
+    assert rows[("CAM-08", "illegal_dumping")] == {
+        "camera_id": "CAM-08",
+        "type": "illegal_dumping",
+        "orders": 1,
+        "false_positives": 0,
+        "expired": 0,
+        "precision": 1.0,
+        "below_threshold": 3,
+        "dispatched": 2,
+    }
+
+
+def test_given_more_false_positives_than_orders_in_a_period_then_precision_is_clamped_to_zero() -> None:
+    """Given a period that counts a cancellation (cancellation day) but not its order (created the
+    day before the period), when precision is summarized, then it is 0, never negative."""
+    from smartzone.domain.detection_stats import summarize_precision
+
+    (row,) = summarize_precision(
+        [{"G03|det_orders|CAM-01:illegal_dumping": 1, "G03|det_false_positive|CAM-01:illegal_dumping": 2}],
+        None,
+    )
+    assert row.precision == 0.0 and row.orders == 1 and row.false_positives == 2

@@ -566,3 +566,262 @@ def test_the_exports_function_acknowledges_unknown_jobs_and_fails_jobs_of_missin
     assert (
         stored is not None and stored.status is ExportStatus.FAILED and "no-such-form" in (stored.error or "")
     )
+
+
+# -- review findings ---------------------------------------------------------------------------------
+def test_given_another_grids_facts_when_a_grid_worker_prefills_then_they_are_not_offered(forms_env) -> None:  # type: ignore[no-untyped-def]
+    """Given G06's worker surveyed household H-KC-0999, when G03's worker asks for its prefill,
+    then nothing is offered (as if unknown), confirming is refused and her values count as typed
+    new; G06's worker, the owning department and admins still see the values with their grid."""
+    household, resident = "household:H-KC-0999", resident_subject(30, P.gw_g06)
+    subjects = f"{household},{resident}"
+    assert submit(P.gw_g06, "household-survey", survey_body(household, resident, "G06")).status == 201
+
+    own = ApiClient(P.gw_g06).get("/v1/forms/household-survey/prefill", subject=subjects).body
+    address = next(f for f in own["fields"] if f["name"] == "address")
+    assert address["value"] == "弋江区高新大道178号3栋501室"
+    assert (address["source"]["grid_id"], address["source"]["community"]) == ("G06", "科创社区")
+    other = ApiClient(P.gw_g03).get("/v1/forms/household-survey/prefill", subject=subjects)
+    assert other.status == 200 and other.body["prefilled"] == 0
+    assert all(f["value"] is None and f["source"] is None for f in other.body["fields"])
+    confirm = survey_body(household, resident, "G03")
+    del confirm["values"]["address"]
+    confirm["confirmed"] = ["address"]
+    refused = submit(P.gw_g03, "household-survey", confirm)
+    assert (refused.status, refused.body["field"]) == (422, "confirmed.address")
+    typed = submit(P.gw_g03, "household-survey", survey_body(household, resident, "G03", household_size=6))
+    assert typed.status == 201 and set(typed.body["outcomes"].values()) == {"typed_new"}
+
+    own = ApiClient(P.gw_g06).get("/v1/forms/household-survey/prefill", subject=subjects).body
+    assert own["prefilled"] == 0  # now G03's values: out of G06's reach in turn
+    for caller in (P.civil, P.admin):
+        seen = ApiClient(caller).get("/v1/forms/household-survey/prefill", subject=subjects).body
+        assert seen["prefilled"] == 6
+        assert next(f for f in seen["fields"] if f["name"] == "household_size")["value"] == 6
+
+
+def _conflict() -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+            "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}, {"Code": "None"}],
+        },
+        "TransactWriteItems",
+    )
+
+
+def test_given_concurrent_submissions_when_the_transaction_conflicts_then_retry_then_503(  # type: ignore[no-untyped-def]
+    forms_env, monkeypatch
+) -> None:
+    """Given the day's counters are being written by another submission, when the transaction is
+    cancelled for TransactionConflict, then it is retried with backoff (201 once it goes through);
+    when it keeps conflicting, the answer is 503 in Chinese and English and nothing is stored."""
+    from smartzone.repositories import submissions as module
+    from smartzone.repositories.clients import client
+    from smartzone.repositories.submissions import SubmissionRepository
+
+    ddb = client("dynamodb")
+    real = ddb.transact_write_items
+    sleeps: list[float] = []
+    failures = {"left": 2}
+
+    def flaky(**kwargs: Any) -> Any:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise _conflict()
+        return real(**kwargs)
+
+    monkeypatch.setattr(module.time, "sleep", sleeps.append)
+    monkeypatch.setattr(ddb, "transact_write_items", flaky)
+    resident = resident_subject(31, P.gw_g07)
+    body = survey_body("household:H-KC-0731", resident, "G07")
+    assert submit(P.gw_g07, "household-survey", body).status == 201
+    assert len(sleeps) == 2 and all(0 <= s <= 1.0 for s in sleeps)
+
+    failures["left"] = 1000
+    busy_body = survey_body("household:H-KC-0732", resident, "G07")
+    busy = submit(P.gw_g07, "household-survey", busy_body)
+    assert (busy.status, busy.body["error"]) == (503, "busy")
+    assert "稍后重试" in busy.body["message"] and "retry" in busy.body["message"]
+    assert SubmissionRepository(forms_env["table"]).get(busy_body["client_submission_id"]) is None
+
+
+def test_given_a_newer_fact_when_a_late_offline_submission_arrives_then_it_does_not_replace_it(
+    forms_env,
+) -> None:  # type: ignore[no-untyped-def]
+    """Given a household size collected now, when a submission collected yesterday arrives after
+    it, then that submission is stored and its value kept in the history, but the current value
+    (and its provenance) stays the later-collected one."""
+    from smartzone.repositories.facts import FactRepository
+
+    household, resident = "household:H-KC-0740", resident_subject(32, P.gw_g07)
+    fresh = survey_body(household, resident, "G07", household_size=5)
+    del fresh["collected_at"]  # collected when received
+    assert submit(P.gw_g07, "household-survey", fresh).status == 201
+    late = survey_body(household, resident, "G07", household_size=3)
+    late["collected_at"] = "2026-11-28T09:00:00+08:00"
+    stored = submit(P.gw_g07, "household-survey", late)
+    assert stored.status == 201 and stored.body["outcomes"]["household_size"] == "corrected"
+
+    prefill = ApiClient(P.gw_g07).get("/v1/forms/household-survey/prefill", subject=household).body
+    size = next(f for f in prefill["fields"] if f["name"] == "household_size")
+    assert size["value"] == 5 and size["source"]["submission_id"] == fresh["client_submission_id"]
+    history = FactRepository(forms_env["table"]).history(household, "household.size")
+    assert sorted(h.value for h in history) == [3, 5]
+    late_entry = next(h for h in history if h.value == 3)
+    assert late_entry.source.collected_at == "2026-11-28T01:00:00.000Z"
+    listed = ApiClient(P.gw_g07).get("/v1/forms/household-survey/submissions", limit="200").body["items"]
+    assert late["client_submission_id"] in {s["submission_id"] for s in listed}
+
+
+def _export_record(export_id: str, receives: int) -> dict[str, Any]:
+    return {
+        "messageId": f"m-{export_id}-{receives}",
+        "receiptHandle": "r",
+        "body": f'{{"export_id": "{export_id}"}}',
+        "attributes": {"ApproximateReceiveCount": str(receives)},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws-cn:sqs:cn-north-1:123456789012:smartzone-export-jobs",
+        "awsRegion": "cn-north-1",
+    }
+
+
+def test_given_an_export_that_fails_then_the_job_is_marked_failed_not_left_queued(  # type: ignore[no-untyped-def]
+    forms_env, monkeypatch
+) -> None:
+    """Given a job whose rendering breaks (non-transient), then it is failed at once with the
+    reason; given S3 failing transiently, then the message is retried while the job stays queued,
+    and on the last receive (the queue's maxReceiveCount) the job is failed and acknowledged."""
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+    from botocore.exceptions import ClientError
+
+    from functions.exports import handler as exports
+    from smartzone.domain.form_exports import ExportFormat, ExportJob, ExportStatus
+    from smartzone.repositories.exports import ExportRepository
+    from tests.support.telemetry import FakeContext
+
+    repository = ExportRepository(forms_env["table"])
+
+    def job(export_id: str) -> ExportJob:
+        queued = ExportJob(
+            export_id=export_id,
+            form_id="household-survey",
+            from_day="2026-11-01",
+            to_day="2026-11-30",
+            format=ExportFormat.XLSX,
+            requested_by="dept-civil-affairs",
+            unmasked=False,
+            created_at="2026-11-29T00:00:00.000Z",
+        )
+        repository.put(queued, 1_790_000_000)
+        return queued
+
+    def broken(_: ExportJob) -> tuple[bytes, int, list[str]]:
+        raise ValueError("openpyxl: sheet title is invalid")
+
+    monkeypatch.setattr(exports, "render", broken)
+    first = job("a" * 32)
+    assert exports.handler({"Records": [_export_record(first.export_id, 1)]}, FakeContext()) == {
+        "batchItemFailures": []
+    }
+    failed = repository.get(first.export_id)
+    assert failed is not None and failed.status is ExportStatus.FAILED
+    assert "sheet title is invalid" in (failed.error or "")
+
+    monkeypatch.undo()
+    s3 = exports.client("s3")
+
+    def unavailable(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "try later"}}, "PutObject")
+
+    monkeypatch.setattr(s3, "put_object", unavailable)
+    second = job("b" * 32)
+    with pytest.raises(BatchProcessingError):  # the whole batch failed: SQS delivers it again
+        exports.handler({"Records": [_export_record(second.export_id, 1)]}, FakeContext())
+    queued = repository.get(second.export_id)
+    assert queued is not None and queued.status is ExportStatus.QUEUED
+    last = exports.handler({"Records": [_export_record(second.export_id, 3)]}, FakeContext())
+    assert last == {"batchItemFailures": []}
+    gave_up = repository.get(second.export_id)
+    assert gave_up is not None and gave_up.status is ExportStatus.FAILED
+    assert "ServiceUnavailable" in (gave_up.error or "")
+
+
+def test_given_a_department_when_it_asks_for_stats_then_it_sees_the_prefill_of_its_own_forms(
+    forms_env,
+) -> None:  # type: ignore[no-untyped-def]
+    """Given submissions of civil affairs' and health's forms, when each department asks for
+    ``/v1/stats``, then it gets 200 with the prefill of its own forms only and no work-order
+    figures; technicians are still refused."""
+    household, resident = "household:H-KC-0750", resident_subject(33, P.gw_g07)
+    assert submit(P.gw_g07, "household-survey", survey_body(household, resident, "G07")).status == 201
+    signup = {
+        "client_submission_id": str(uuid.uuid4()),
+        "grid_id": "G07",
+        "subjects": {"household": household, "resident": resident},
+        "confirmed": ["name", "phone", "address", "family_members"],
+        "values": {"doctor_team": "team-3"},
+    }
+    assert submit(P.gw_g07, "family-doctor-signup", signup).status == 201
+
+    civil = ApiClient(P.civil).get("/v1/stats")
+    assert civil.status == 200, civil.body
+    assert "household-survey" in civil.body["prefill"]["by_form"]
+    assert "family-doctor-signup" not in civil.body["prefill"]["by_form"]
+    assert civil.body["orders"]["created"] == 0 and civil.body["detections"] == []
+    assert civil.body["grid_ids"] == []
+    health = ApiClient(P.health).get("/v1/stats").body["prefill"]
+    assert list(health["by_form"]) == ["family-doctor-signup"]
+    assert health["by_form"]["family-doctor-signup"]["prefilled_confirmed"] >= 4
+    assert ApiClient(P.tech).get("/v1/stats").status == 403
+
+
+def test_given_a_submission_of_an_unknown_version_then_its_values_are_masked(forms_env) -> None:  # type: ignore[no-untyped-def]
+    """Given a stored submission whose form version cannot be found, when a department lists the
+    form's submissions, then its text values are withheld (they may be personal data)."""
+    from smartzone.domain.forms import Submission
+    from smartzone.repositories.submissions import SubmissionRepository
+
+    stray = Submission(
+        submission_id=str(uuid.uuid4()),
+        form_id="household-survey",
+        form_version=99,
+        department_id="civil-affairs",
+        grid_id="G04",
+        community="临江社区",
+        subjects={"household": "household:H-LJ-0990"},
+        values={"head_phone": "13812345678", "household_size": 4},
+        outcomes={"head_phone": "typed_new", "household_size": "typed_new"},
+        submitted_by="gw-g04-01",
+        received_at="2026-11-29T03:00:00.000Z",
+        fingerprint="x",
+    )
+    SubmissionRepository(forms_env["table"]).record(stray, [], "2026-11-29")
+    listed = ApiClient(P.civil).get("/v1/forms/household-survey/submissions", grid_id="G04").body["items"]
+    shown = next(s for s in listed if s["submission_id"] == stray.submission_id)
+    assert shown["values"] == {"head_phone": "***", "household_size": 4}
+
+
+def test_given_a_retired_form_when_an_offline_app_retries_then_it_gets_its_original_answer(forms_env) -> None:  # type: ignore[no-untyped-def]
+    """Given a submission, when its form is retired and the app retries (it never saw the first
+    answer), then the retry gets the original answer with 200; another worker reusing the id gets
+    409 and sees nothing."""
+    civil, gw = ApiClient(P.civil), ApiClient(P.gw_g06)
+    assert civil.post("/v1/forms", {**LOW_INCOME_FORM, "form_id": "retry-review"}).status == 201
+    body = {
+        "client_submission_id": str(uuid.uuid4()),
+        "grid_id": "G06",
+        "subjects": {"household": "household:H-KC-0760"},
+        "values": {"size": 2},
+    }
+    first = gw.post("/v1/forms/retry-review/submissions", body)
+    assert first.status == 201
+    assert civil.post("/v1/forms/retry-review/retire").status == 200
+    retry = gw.post("/v1/forms/retry-review/submissions", body)
+    assert (retry.status, retry.body) == (200, first.body)
+    stranger = ApiClient(P.gw_g07).post("/v1/forms/retry-review/submissions", {**body, "grid_id": "G07"})
+    assert (stranger.status, stranger.body["field"]) == (409, "client_submission_id")
+    assert "values" not in stranger.body

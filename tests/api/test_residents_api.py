@@ -257,3 +257,78 @@ def test_given_set_field_without_value_then_422_and_unknown_item_404(population)
     missing = client.post("/v1/population/reviews/conflict-zhang-name/decision", body={"action": "set_field"})
     assert missing.status == 422 and missing.body["field"] == "value"
     assert client.post("/v1/population/reviews/nope/decision", body={"action": "dismiss"}).status == 404
+
+
+# -- review findings -------------------------------------------------------------------------------------
+def test_given_a_grid_worker_without_grids_when_listing_a_community_then_no_resident_at_all(
+    population, people
+) -> None:
+    # Given gw-none (grid_ids=[]) When listing 高新社区 (two residents in G03) Then nothing is shown
+    client = ApiClient(people.gw_nogrid)
+    community = client.get("/v1/residents", community="高新社区")
+    assert community.status == 200, community.body
+    assert community.body["items"] == [] and community.body["total"] == 0
+    category = client.get("/v1/residents", category="elderly_alone")
+    assert category.status == 200 and category.body["items"] == [] and category.body["total"] == 0
+    assert client.get("/v1/residents", grid_id="G03").status == 404
+    counts = client.get("/v1/residents/counts").body
+    assert counts["total"] == 0 and counts["by_grid"] == {}
+
+
+def test_given_the_repository_when_asked_for_a_community_in_no_grids_then_empty_not_unfiltered(
+    population,
+) -> None:
+    from smartzone.repositories.residents import ResidentRepository
+
+    repo = ResidentRepository(population.table_name)
+    assert repo.by_community("高新社区", limit=10, grids=[]) == ([], None)
+    assert len(repo.by_community("高新社区", limit=10, grids=None)[0]) == 2
+    assert len(repo.by_community("高新社区", limit=10, grids=["G03"])[0]) == 2
+    assert repo.by_community("高新社区", limit=10, grids=["G04"])[0] == []
+
+
+def test_given_an_id_with_arabic_indic_digits_when_looking_up_then_422_not_500(population, people) -> None:
+    written = PEOPLE_IDS["zhang"].translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    response = ApiClient(people.admin).post("/v1/residents/lookup", body={"id_number": written})
+    assert response.status == 422, response.body
+    assert response.body["field"] == "id_number" and "format" in str(response.body)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"action": "set_field", "field": "favourite_colour", "value": "蓝"}, "field"),
+        ({"action": "set_field", "field": "id_number", "value": "x"}, "field"),
+        ({"action": "set_field", "field": "sex", "value": "男的"}, "value"),
+        ({"action": "set_field", "field": "sex", "value": "男"}, "value"),
+        ({"action": "set_field", "field": "birth_date", "value": "1990/01/02"}, "value"),
+        ({"action": "set_field", "field": "birth_date", "value": "1990-02-30"}, "value"),
+        ({"action": "set_field", "field": "birth_date", "value": "2999-01-01"}, "value"),
+        ({"action": "set_field", "field": "living_alone", "value": "maybe"}, "value"),
+        ({"action": "set_field", "field": "lat", "value": "north"}, "value"),
+    ],
+)
+def test_given_a_set_field_with_an_unknown_field_or_a_mistyped_value_then_422_naming_it(
+    population, body: dict[str, str], field: str
+) -> None:
+    # Given an open review item When a steward sets a field that is no golden field, or a bad value
+    response = ApiClient(STEWARD).post("/v1/population/reviews/conflict-zhang-name/decision", body=body)
+    # Then 422 naming field or value (never echoing the value), and the item stays open
+    assert response.status == 422, response.body
+    assert response.body["field"] == field
+    assert body["value"] not in str(response.body) or body["value"] == "x"
+    assert body.get("field", "") in str(response.body)
+    open_items = {i["item_id"] for i in ApiClient(STEWARD).get("/v1/population/reviews").body["items"]}
+    assert "conflict-zhang-name" in open_items
+
+
+def test_given_an_unknown_resident_key_when_erasing_then_404_and_no_tombstone(population, people) -> None:
+    from smartzone.repositories.residents import ResidentRepository
+
+    unknown = "ab" * 32
+    response = ApiClient(people.admin).post(
+        "/v1/residents/erasure", body={"resident_key": unknown, "reason": "本人申请删除 #99"}
+    )
+    assert response.status == 404, response.body
+    assert ResidentRepository(population.table_name).get(unknown) is None
+    assert not [e for e in audit_today(people.admin) if e["subject_key"] == f"RESIDENT#{unknown}"]

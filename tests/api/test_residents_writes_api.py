@@ -102,3 +102,77 @@ def test_given_a_dispatcher_when_erasing_or_reading_the_audit_log_then_403(popul
         == 403
     )
     assert client.get("/v1/audit").status == 403
+
+
+# -- review findings -------------------------------------------------------------------------------------
+def test_given_an_erased_resident_when_a_run_writes_their_review_items_again_then_none_is_recreated(
+    population, people
+) -> None:
+    from smartzone.repositories.residents import ResidentRepository
+    from tests.support.residents import review_items
+
+    # Given 张 erased (their review item, holding sealed names, is deleted)
+    zhang = key_of(PEOPLE_IDS["zhang"])
+    erased = ApiClient(people.admin).post(
+        "/v1/residents/erasure", body={"resident_key": zhang, "reason": "本人申请删除 #18"}
+    )
+    assert erased.status == 200 and erased.body["erased"]["review_items"] == 1
+    repo = ResidentRepository(population.table_name)
+    # When the next merge run writes the same review items
+    outcome = repo.write_reviews(review_items(), "2026-11-30T06:00:00Z")
+    # Then the erased person's item is skipped, the others are written
+    assert outcome["skipped_erased"] == 1 and outcome["opened"] == 1
+    assert repo.review("conflict-zhang-name") is None
+    assert repo.review("invalid-row-1") is not None
+
+
+def test_given_a_decided_item_when_a_run_marks_it_reopened_then_it_is_open_again(population) -> None:
+    from smartzone.population.models import Candidate
+    from smartzone.repositories.residents import ResidentRepository
+    from tests.support.residents import review_items
+
+    # Given the name conflict dismissed by a steward
+    client = ApiClient(STEWARD)
+    decided = client.post("/v1/population/reviews/conflict-zhang-name/decision", body={"action": "dismiss"})
+    assert decided.status == 201
+    repo = ResidentRepository(population.table_name)
+    item = review_items()[0]
+    # When a run writes it unchanged (no reopens) Then it stays decided
+    assert repo.write_reviews([item], "2026-11-30T06:00:00Z")["kept_decided"] == 1
+    # When a run marks it as reopening a decision that is not the stored one Then it stays decided
+    assert repo.write_reviews([item.model_copy(update={"reopens": "other"})], "x")["kept_decided"] == 1
+    # When a run brings a new candidate and marks it as reopening that very decision
+    new = Candidate(value="章秀英", source="social_security", row=8, source_date="2024-05-31")
+    changed = item.model_copy(
+        update={"candidates": [*item.candidates, new], "reopens": decided.body["decision_id"]}
+    )
+    assert repo.write_reviews([changed], "2026-11-30T06:00:00Z")["reopened"] == 1
+    # Then it is open again with the new candidates, and may be decided again
+    _, state = repo.review("conflict-zhang-name")  # type: ignore[misc]
+    assert state["status"] == "open" and state["reopened_from"] == decided.body["decision_id"]
+    assert "conflict-zhang-name" in {i["item_id"] for i in client.get("/v1/population/reviews").body["items"]}
+    again = client.post(
+        "/v1/population/reviews/conflict-zhang-name/decision",
+        body={"action": "set_field", "value": "张秀英"},
+    )
+    assert again.status == 201
+
+
+def test_given_a_preemptive_erasure_of_an_unknown_key_then_a_tombstone_keeps_later_runs_out(
+    population, people
+) -> None:
+    from smartzone.domain.residents import resident_from_golden
+    from smartzone.repositories.residents import ResidentRepository
+
+    unknown = "cd" * 32
+    response = ApiClient(people.admin).post(
+        "/v1/residents/erasure",
+        body={"resident_key": unknown, "reason": "本人申请删除 #19", "preemptive": True},
+    )
+    assert response.status == 200, response.body
+    stored = ResidentRepository(population.table_name).get(unknown)
+    assert stored is not None and stored.erased_at is not None
+    records = [resident_from_golden(r) for r in district_records()]
+    records[0] = records[0].model_copy(update={"id_key": unknown})
+    written = ResidentRepository(population.table_name).write_residents(records)
+    assert unknown not in {r.id_key for r in written}

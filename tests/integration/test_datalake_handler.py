@@ -224,3 +224,15 @@ def test_given_the_athena_engine_when_a_query_runs_then_results_are_read_convert
     assert "/athena/" in export.url and "Signature" in export.url
     with pytest.raises(QueryRefused):
         run_export(lake, RES, QuerySpec(select=["id_number"], export=True), frozenset())
+
+    # a grant ending in two minutes: the presigned result link ends with it, not after 900 s
+    now = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+    short = run_export(
+        lake,
+        RES,
+        QuerySpec(select=["grid_id", "age"], export=True),
+        frozenset(),
+        valid_until=now + timedelta(minutes=2),
+        clock=lambda: now,
+    )
+    assert short.expires_in == 120 and "X-Amz-Expires=120" in short.url

@@ -21,11 +21,12 @@ from smartzone.domain.workorders import OrderStatus, WorkOrder
 from smartzone.repositories import grid_areas
 from smartzone.repositories.cameras import CameraRepository
 from smartzone.repositories.clients import client
-from smartzone.repositories.detections import DetectionStore
+from smartzone.repositories.detections import DetectionStore, WriteOutcome
 from smartzone.repositories.devices import DeviceRepository
 from smartzone.repositories.workorders import WorkOrderRepository
 from tests.support.detections import detection_message, drone_message, river_camera
 from tests.support.telemetry import FakeContext, sqs_event
+from tools.aws_calls import CallCounter
 
 SEC = 1000
 
@@ -89,7 +90,10 @@ def test_given_a_burst_of_1000_detections_within_the_quiet_window_then_one_order
     start = t0()
     bodies = [
         detection_message(
-            "CAM-01", start + i * 500, confidence=0.75 + (i % 20) / 100, snapshot=f"snapshots/CAM-01/{i}.jpg"
+            "CAM-01",
+            start + i * 500,
+            confidence=0.75 + (i % 20) / 100,
+            snapshot=f"snapshots/hikvision/CAM-01/{i}.jpg",
         )
         for i in range(1000)
     ]
@@ -104,8 +108,8 @@ def test_given_a_burst_of_1000_detections_within_the_quiet_window_then_one_order
     assert summary.first_seen == to_iso(start)
     assert summary.last_seen == to_iso(start + 999 * 500)
     assert summary.max_confidence == pytest.approx(0.94)
-    assert summary.snapshots[0] == "snapshots/CAM-01/0.jpg" and len(summary.snapshots) == 5
-    assert summary.snapshots[-1] == "snapshots/CAM-01/999.jpg"
+    assert summary.snapshots[0] == "snapshots/hikvision/CAM-01/0.jpg" and len(summary.snapshots) == 5
+    assert summary.snapshots[-1] == "snapshots/hikvision/CAM-01/999.jpg"
     assert orders[0].grid_id == "G03" and orders[0].routing is not None
     assert orders[0].routing.method == "registry"
     assert orders[0].severity == "medium" and orders[0].category == "illegal_dumping"
@@ -126,8 +130,25 @@ def test_given_the_same_batch_delivered_twice_then_one_order_and_the_count_is_no
     assert orders[0].detection.track_ids == ["t0", "t1", "t2"]
 
 
+@pytest.fixture
+def atomic_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's TransactWriteItems is not atomic against a concurrent one: it deep-copies the table
+    and restores the copy when a condition fails, wiping a transaction committed meanwhile. DynamoDB
+    applies each transaction atomically, so serialize them (the handlers still interleave between
+    their reads and their writes, and their conditions still conflict)."""
+    dynamodb = client("dynamodb")
+    transact = dynamodb.transact_write_items
+    lock = threading.Lock()
+
+    def atomic(**kwargs: Any) -> Any:
+        with lock:
+            return transact(**kwargs)
+
+    monkeypatch.setattr(dynamodb, "transact_write_items", atomic)
+
+
 def test_given_two_concurrent_handlers_on_one_camera_then_exactly_one_order_with_every_detection(
-    env: LocalResources,
+    env: LocalResources, atomic_transactions: None
 ) -> None:
     start = t0()
     first = [detection_message("CAM-01", start + i * SEC) for i in range(0, 80, 2)]
@@ -149,6 +170,72 @@ def test_given_two_concurrent_handlers_on_one_camera_then_exactly_one_order_with
     orders = camera_orders(env.table_name, "CAM-01")
     assert len(orders) == 1
     assert orders[0].detection is not None and orders[0].detection.count == 80
+
+
+def test_given_another_handler_commits_between_read_and_write_then_the_loser_replans_and_joins(
+    env: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given handler A has read the merge state, when handler B opens the order before A writes,
+    then A's write fails on the state's version, A re-reads, re-plans and joins B's order."""
+    start = t0()
+    first = [detection_message("CAM-01", start + i * SEC) for i in range(0, 80, 2)]
+    second = [detection_message("CAM-01", start + i * SEC) for i in range(1, 80, 2)]
+    real_write = DetectionStore.write
+    outcomes: list[WriteOutcome] = []
+    interleaved: list[dict[str, Any]] = []
+    started: list[bool] = []
+
+    def write(self: DetectionStore, *args: Any, **kwargs: Any) -> WriteOutcome:
+        if not started:  # A is about to write: B runs to completion first
+            started.append(True)
+            interleaved.append(invoke(second))
+        outcome = real_write(self, *args, **kwargs)
+        outcomes.append(outcome)
+        return outcome
+
+    monkeypatch.setattr(DetectionStore, "write", write)
+    assert invoke(first) == {"batchItemFailures": []}
+
+    assert interleaved == [{"batchItemFailures": []}]
+    assert outcomes == [WriteOutcome.WRITTEN, WriteOutcome.STATE_CONFLICT, WriteOutcome.WRITTEN]
+    orders = camera_orders(env.table_name, "CAM-01")
+    assert len(orders) == 1
+    assert orders[0].detection is not None and orders[0].detection.count == 80
+    assert orders[0].detection.first_seen == to_iso(start)
+
+
+def test_given_a_batch_of_100_detections_of_one_camera_and_type_then_one_transaction_writes_it(
+    env: LocalResources,
+) -> None:
+    start = t0()
+    bodies = [detection_message("CAM-01", start + i * SEC) for i in range(100)]
+    with CallCounter("dynamodb") as calls:
+        assert invoke(bodies) == {"batchItemFailures": []}
+
+    assert calls.counts["TransactWriteItems"] == 1
+    (order,) = camera_orders(env.table_name, "CAM-01")
+    assert order.detection is not None and order.detection.count == 100
+
+
+def test_given_a_batch_opening_more_orders_than_a_transaction_holds_then_it_is_split_and_complete(
+    env: LocalResources,
+) -> None:
+    """Given 100 detections each farther apart than the quiet window (100 new orders + state +
+    counters = 102 items > DynamoDB's 100), then two transactions write all 100 orders."""
+    CameraRepository(env.table_name).put(river_camera("CAM-03", "G04", quiet_window_s=1))
+    start = t0()
+    bodies = [detection_message("CAM-03", start + i * 5 * SEC) for i in range(100)]
+    with CallCounter("dynamodb") as calls:
+        assert invoke(bodies) == {"batchItemFailures": []}
+
+    assert calls.counts["TransactWriteItems"] == 2
+    orders = camera_orders(env.table_name, "CAM-03")
+    assert len(orders) == 100 and all(o.detection and o.detection.count == 1 for o in orders)
+    day = stats_day(to_iso(int(time.time() * 1000)))
+    rows = DetectionStore(env.table_name).counters(day)
+    assert [(r["sk"], r["dispatched"]) for r in rows if r["sk"].startswith("CAM-03")] == [
+        ("CAM-03#illegal_dumping", 100)
+    ]
 
 
 def test_given_a_gap_longer_than_the_quiet_window_then_a_second_order_opens(env: LocalResources) -> None:
@@ -185,6 +272,34 @@ def test_given_the_open_order_was_cancelled_then_the_next_detection_opens_a_new_
     assert {o.status for o in orders} == {OrderStatus.CANCELLED, OrderStatus.DISPATCHED}
 
 
+def test_given_a_cancelled_order_whose_id_a_new_detection_would_reuse_then_a_suffixed_order_opens(
+    env: LocalResources,
+) -> None:
+    """Given an order opened by a detection at t and cancelled, when another detection of the same
+    camera and type at the same t (another track) arrives, then its order id (derived from camera,
+    type and t) is taken: a new order ``<id>-2`` opens instead of retrying the message forever."""
+    start = t0()
+    invoke([detection_message("CAM-01", start, track_id="a")])
+    (order,) = camera_orders(env.table_name, "CAM-01")
+    client("dynamodb").update_item(
+        TableName=env.table_name,
+        Key={"pk": {"S": f"ORDER#{order.order_id}"}, "sk": {"S": "ORDER"}},
+        UpdateExpression="SET #s = :c",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":c": {"S": "cancelled"}},
+    )
+
+    assert invoke([detection_message("CAM-01", start, track_id="b")]) == {"batchItemFailures": []}
+
+    orders = {o.order_id: o for o in camera_orders(env.table_name, "CAM-01")}
+    assert set(orders) == {order.order_id, f"{order.order_id}-2"}
+    assert orders[f"{order.order_id}-2"].status is OrderStatus.DISPATCHED
+    assert (
+        DetectionStore(env.table_name).load_state("CAM-01", "illegal_dumping").order_id
+        == f"{order.order_id}-2"
+    )
+
+
 def test_given_below_threshold_detections_then_they_are_counted_not_dispatched(env: LocalResources) -> None:
     start = t0()
     invoke([detection_message("CAM-01", start + i * SEC, confidence=0.5) for i in range(7)])
@@ -193,6 +308,25 @@ def test_given_below_threshold_detections_then_they_are_counted_not_dispatched(e
     rows = DetectionStore(env.table_name).counters(stats_day(to_iso(int(time.time() * 1000))))
     assert [(r["sk"], r["below_threshold"], r["dispatched"]) for r in rows] == [
         ("CAM-01#illegal_dumping", 7, 0)
+    ]
+
+
+def test_given_an_mqtt_snapshot_outside_the_cameras_vendor_prefix_then_it_is_rejected(
+    env: LocalResources,
+) -> None:
+    """Given CAM-01 operated by hikvision, when its detection references another vendor's upload,
+    then it is rejected as ``invalid_snapshot``; one under ``snapshots/hikvision/`` opens an order."""
+    start = t0()
+    bodies = [
+        detection_message("CAM-01", start, snapshot="snapshots/dahua/2026/11/29/x.jpg"),
+        detection_message("CAM-01", start + SEC, snapshot="snapshots/hikvision/2026/11/29/y.jpg"),
+    ]
+    assert invoke(bodies) == {"batchItemFailures": []}
+
+    assert [r["reason"] for r in drain(env.rejects_queue_url)] == ["invalid_snapshot"]
+    (order,) = camera_orders(env.table_name, "CAM-01")
+    assert order.detection is not None and order.detection.snapshots == [
+        "snapshots/hikvision/2026/11/29/y.jpg"
     ]
 
 

@@ -120,6 +120,30 @@ def test_given_a_malformed_detection_then_422_naming_the_field(gateway: LocalGat
     assert buffered() == []
 
 
+def test_given_images_outside_the_vendors_own_prefix_then_422_naming_the_field(gateway: LocalGateway) -> None:
+    """Given a vendor referencing another vendor's upload (or an image outside any vendor's prefix),
+    when it pushes detections or changes, then 422 names the field and nothing is queued; its own
+    uploads (``snapshots/<vendor>/…``) are accepted."""
+    other = detection(snapshot_url="snapshots/dahua/2026/11/29/abc.jpg")
+    response = post(gateway, {"detections": [detection(), other]})
+    assert response.status == 422 and response.json()["field"] == "detections.1.snapshot_url"
+    change = {
+        "flight_id": "UAV1-F1",
+        "ts": int(time.time() * 1000) - 5000,
+        "type": "illegal_dumping",
+        "lon": 120.05,
+        "lat": 31.05,
+        "before_image": "snapshots/hikvision/b.jpg",
+        "after_image": "snapshots/uav/a.jpg",
+    }
+    response = post(gateway, {"changes": [change]})
+    assert response.status == 422 and response.json()["field"] == "changes.0.after_image"
+    assert buffered() == []
+
+    own = detection(snapshot_url="s3://snapshots/snapshots/hikvision/2026/11/29/abc.jpg")
+    assert post(gateway, {"detections": [own], "changes": [change | {"after_image": None}]}).status == 202
+
+
 def test_given_valid_detections_then_202_and_they_become_one_order_through_the_shared_path(
     resources: LocalResources, gateway: LocalGateway
 ) -> None:

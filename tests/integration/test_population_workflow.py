@@ -42,6 +42,8 @@ class Scenario:
     residents_after_first: dict[str, Any] = field(default_factory=dict)
     decided: Any = None
     erased: Any = None
+    erased_reviews_before: int = 0
+    erased_reviews_after: int = 0
     counts_after_second: dict[str, int] = field(default_factory=dict)
     table_dump: str = ""
     report: str = ""
@@ -129,6 +131,21 @@ def _api_calls(s: Scenario, table_name: str) -> None:
     s.bodies.append(admin.get("/v1/audit").body)
 
 
+def _reviews_of(table_name: str, id_key: str) -> list[dict[str, Any]]:
+    """The person's review items (gsi2 ``RESREVIEWS#<id_key>``)."""
+    from smartzone.repositories import keys
+    from smartzone.repositories.clients import client
+
+    return list(
+        client("dynamodb").query(
+            TableName=table_name,
+            IndexName=keys.GSI2,
+            KeyConditionExpression="gsi2pk = :p",
+            ExpressionAttributeValues={":p": {"S": f"RESREVIEWS#{id_key}"}},
+        )["Items"]
+    )
+
+
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     from moto import mock_aws
@@ -188,7 +205,14 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             with contextlib.redirect_stdout(stdout):
                 repo = ResidentRepository(res.table_name)
                 s.first = run_workflow("run-1")
-                first, second = truth["persons"][0], truth["persons"][1]
+                first = truth["persons"][0]
+                # the erased person: one with review items (names, phones) after run 1; not one the
+                # API calls below use (2, 3, 6)
+                second = max(
+                    (p for i, p in enumerate(truth["persons"]) if i not in (0, 2, 3, 6)),
+                    key=lambda p: len(_reviews_of(res.table_name, key_of(p["id_number"]))),
+                )
+                s.erased_reviews_before = len(_reviews_of(res.table_name, key_of(second["id_number"])))
                 s.residents_after_first = {
                     p["id_number"]: repo.get(key_of(p["id_number"])) for p in truth["persons"][:10]
                 }
@@ -211,6 +235,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
                 s.second = run_workflow("run-1", only=touched, before=s.first)
                 s.decided = repo.get(key_of(first["id_number"]))
                 s.erased = repo.get(key_of(second["id_number"]))
+                s.erased_reviews_after = len(_reviews_of(res.table_name, key_of(second["id_number"])))
                 s.counts_after_second = repo.counts()
                 s.table_dump = str(client("dynamodb").scan(TableName=res.table_name)["Items"])
                 s.report = (
@@ -274,6 +299,9 @@ def test_given_a_steward_decision_and_an_erasure_when_the_workflow_runs_again_th
     assert scenario.decided.lineage["name"].rule == "steward_decision"
     assert scenario.erased is not None and scenario.erased.erased_at is not None
     assert scenario.erased.personal == {}
+    # the erased person had review items (sealed names / phones); the re-run does not recreate them
+    assert scenario.erased_reviews_before > 0
+    assert scenario.erased_reviews_after == 0
     assert scenario.second["golden_records"] == scenario.first["golden_records"] - 1
     assert scenario.counts_after_second["total#all"] == scenario.second["golden_records"]
     audit = next(b for b in scenario.bodies if isinstance(b, dict) and "day" in b)["items"]

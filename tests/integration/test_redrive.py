@@ -163,6 +163,60 @@ def test_given_rejects_of_two_reasons_when_redriving_one_reason_then_only_those_
     assert [m["Body"] for m in drain(stack["buffer"])] == [original]
 
 
+def test_given_skipped_messages_that_reappear_when_redriving_then_the_run_goes_on_to_the_unseen_ones(
+    stack: dict[str, str],
+) -> None:
+    """Given ten rejects of another reason ahead of five wanted ones, and a run that outlasts the
+    visibility hold (simulated with a hold of 0 s: skipped messages are visible again at once), when
+    redriven, then a receive of only already-seen messages does not end the run: all five wanted
+    ones move, the ten others are counted once and stay."""
+    original = rule_message("MH-0999", int(time.time() * 1000), 3.0)
+    put(stack["rejects"], *(json.dumps({"reason": "malformed", "body": f"{{bad {n}"}) for n in range(10)))
+    put(stack["rejects"], *(json.dumps({"reason": "unknown_device", "body": original}) for _ in range(5)))
+
+    entry = tool.move_messages(
+        stack["rejects"],
+        stack["buffer"],
+        tool.QueueReport(queue="rejects", target="buffer"),
+        transform=tool._rejected_original("unknown_device"),
+        wait_s=0,
+        visibility_timeout_s=0,
+    )
+
+    assert (entry.found, entry.moved, entry.skipped, entry.failed, entry.left) == (15, 5, 10, 0, 10)
+    assert [m["Body"] for m in drain(stack["buffer"])] == [original] * 5
+    assert depth(stack["rejects"]) == 10  # released at the end: visible for the next run
+
+
+def test_given_rejects_whose_body_was_truncated_when_redriven_then_they_are_skipped_and_counted(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given reject copies whose body was cut at 200,000 characters (flagged by the rejects sink, or
+    an older copy of exactly that length), when redriven, then they are not resent as broken
+    messages: skipped, counted under "truncated body", and left in the queue."""
+    from smartzone.domain.readings import Rejection, RejectReason
+    from smartzone.repositories.rejects import MAX_BODY_CHARS, RejectedMessage, RejectSink
+
+    original = rule_message("MH-0999", int(time.time() * 1000), 3.0)
+    long_body = '{"device_id": "MH-0999", "pad": "' + "x" * MAX_BODY_CHARS + '"}'
+    rejection = Rejection(RejectReason.UNKNOWN_DEVICE, "not registered", "MH-0999")
+    flagged = RejectedMessage("m-long", long_body, rejection, "2026-11-29T10:00:00Z")
+    assert json.loads(flagged.to_json())["truncated"] is True
+    assert "truncated" not in json.loads(RejectedMessage("m-ok", original, rejection, "x").to_json())
+    assert (
+        RejectSink(stack["rejects"]).send([flagged, RejectedMessage("m-ok", original, rejection, "x")])
+        == set()
+    )
+    put(stack["rejects"], json.dumps({"reason": "unknown_device", "body": long_body[:MAX_BODY_CHARS]}))
+
+    assert tool.main(["--queue", "rejects", "--reason", "unknown_device"]) == 0
+
+    out = capsys.readouterr().out
+    assert "found 3, moved 1, failed 0, skipped 2 (truncated body: 2), left 2" in out
+    assert [m["Body"] for m in drain(stack["buffer"])] == [original]
+    assert depth(stack["rejects"]) == 2
+
+
 def test_given_iot_rule_errors_when_redriven_then_the_rule_sql_output_goes_to_the_buffer(
     stack: dict[str, str],
 ) -> None:

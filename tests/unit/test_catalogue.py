@@ -142,6 +142,30 @@ def test_given_the_same_column_twice_then_it_is_refused() -> None:
         Resource.model_validate(record)
 
 
+@pytest.mark.parametrize("reserved", ["dt", "resource", "_batch", "_row"])
+def test_given_an_item_named_like_a_data_lake_column_when_validated_then_schema_and_model_refuse_it(
+    reserved: str,
+) -> None:
+    """Given an item whose column is one the data lake adds (partitions ``dt`` and ``resource``, row
+    identity ``_batch``/``_row``), when validated, then both the schema and the model refuse it
+    naming the item's column: queries would overwrite (``dt``) or drop (``resource``) it."""
+    record = valid_record()
+    record["items"][5]["column"] = reserved
+    assert "items.5.column" in {p.field for p in schema_problems(record)}
+    with pytest.raises(ValidationError, match=r"items\.5\.column|column"):
+        Resource.model_validate(record)
+
+
+def test_given_an_item_called_dt_or_resource_then_the_model_names_the_reserved_column() -> None:
+    for reserved in ("dt", "resource"):
+        record = valid_record()
+        record["items"][5]["column"] = reserved
+        with pytest.raises(
+            ValidationError, match=rf"items\.5\.column: '{reserved}' is reserved by the data lake"
+        ):
+            Resource.model_validate(record)
+
+
 def test_given_the_schema_then_it_is_a_valid_draft_2020_12_schema() -> None:
     from jsonschema import Draft202012Validator
 

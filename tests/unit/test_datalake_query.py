@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from smartzone.datalake.ingest import ingest_file
 from smartzone.datalake.layout import FileFormat, parquet_key
@@ -225,3 +227,124 @@ def test_given_athena_text_values_when_converted_then_they_match_the_embedded_en
         from_athena_text(RES, plain, "income", "12.5") == 12.5
         and from_athena_text(RES, plain, "income", None) is None
     )
+
+
+# -- filter values that are not plain finite numbers, dates or text ---------------------------------------
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "NaN", "Infinity", "1e999", 1e999, -1e999])
+@pytest.mark.parametrize("op", ["eq", "gt", "in", "between"])
+def test_given_a_non_finite_decimal_filter_value_when_built_then_it_is_refused_naming_the_filter(
+    value: Any, op: str
+) -> None:
+    """Given "inf"/"nan" for a decimal item, when the query is built, then it is refused with 422
+    naming the filter's value: sqlglot would write the bare words ``inf``/``nan`` into the SQL, which
+    DuckDB reads as column names (a BinderException, or a comparison with a column called nan)."""
+    values = [value] if op == "in" else [0, value] if op == "between" else value
+    with pytest.raises(QueryRefused) as refused:
+        build_query(RES, QuerySpec(filters=[{"column": "income", "op": op, "value": values}]), frozenset())
+    assert (refused.value.field, refused.value.status) == ("filters[0].value", 422)
+    assert "finite" in str(refused.value)
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 10**30, "99999999999999999999", 1e20])
+def test_given_an_integer_filter_value_outside_bigint_when_built_then_it_is_refused(value: Any) -> None:
+    """Given a whole number outside BIGINT (how integer items are stored), when built, then 422."""
+    with pytest.raises(QueryRefused) as refused:
+        build_query(RES, QuerySpec(filters=[{"column": "age", "op": "lt", "value": value}]), frozenset())
+    assert (refused.value.field, refused.value.status) == ("filters[0].value", 422)
+
+
+def test_given_the_bigint_bounds_as_filter_values_when_run_then_duckdb_compares_them(
+    lake: list[Path],
+) -> None:
+    spec = QuerySpec(
+        select=["age"],
+        filters=[{"column": "age", "op": "between", "value": [-(2**63), 2**63 - 1]}],
+        limit=1000,
+    )
+    assert len(_run(lake, spec).rows) == ROWS
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("updated_at", "0001-01-01T00:00:00"),
+        ("updated_at", "0001-01-01T00:00:00+08:00"),
+        ("grid_id", "\ud800"),
+    ],
+)
+def test_given_values_python_cannot_turn_into_sql_when_built_then_they_are_refused(
+    column: str, value: Any
+) -> None:
+    """A Beijing time before year 1 in UTC, or a lone surrogate (``"\\ud800"`` in JSON): 422, not a crash."""
+    with pytest.raises(QueryRefused) as refused:
+        build_query(RES, QuerySpec(filters=[{"column": column, "value": value}]), frozenset())
+    assert refused.value.field == "filters[0].value"
+
+
+_JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "inf",
+            "-inf",
+            "nan",
+            "1e999",
+            "2025-03-01",
+            "2025-03-01T08:00:00",
+            "0001-01-01T00:00:00+14:00",
+            "9999-12-31T23:59:59-12:00",
+            "true",
+            "是",
+            "'; DROP TABLE x; --",
+            '"',
+            "\\",
+            "\x00",
+            "1_000",
+        ]
+    ),
+)
+_FILTER_VALUES = st.one_of(
+    _JSON_SCALARS,
+    st.lists(_JSON_SCALARS, max_size=4),
+    st.dictionaries(st.text(max_size=3), _JSON_SCALARS, max_size=2),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    column=st.sampled_from([*(i.column for i in RES.items), "dt"]),
+    op=st.sampled_from(["eq", "ne", "in", "gt", "gte", "lt", "lte", "between", "is_null", "not_null"]),
+    value=_FILTER_VALUES,
+)
+def test_given_arbitrary_filter_values_when_built_and_run_then_they_are_refused_or_run_never_crash(
+    lake: list[Path], column: str, op: str, value: Any
+) -> None:
+    """Given any JSON value for any column and operator (the caller unmasked for every item), when
+    the query is built and run on DuckDB, then it is either refused (QueryRefused, 4xx naming a
+    field) or runs: never another exception (which the API would answer with a bare 500)."""
+    spec = QuerySpec(select=["grid_id"], filters=[{"column": column, "op": op, "value": value}])
+    unmasked = frozenset(i.column for i in RES.items)
+    try:
+        built = build_query(RES, spec, unmasked)
+    except QueryRefused as refused:
+        assert refused.field.startswith("filters[0]") and refused.status in (403, 422)
+        return
+    run_duckdb(duckdb.connect(), RES, lake, built)
+
+
+def test_given_a_grant_when_an_export_link_is_made_then_it_never_outlives_the_grant() -> None:
+    """Given the time left on the caller's grant, when the export link's lifetime is chosen, then it
+    is the shorter of 15 minutes and that time; with no time left the export is refused (403)."""
+    from smartzone.datalake.service import EXPORT_LINK_S, export_link_seconds
+
+    now = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+    assert export_link_seconds(None, now) == EXPORT_LINK_S == 900  # no grant involved
+    assert export_link_seconds(now + timedelta(days=30), now) == 900
+    assert export_link_seconds(now + timedelta(minutes=5), now) == 300
+    with pytest.raises(QueryRefused) as refused:
+        export_link_seconds(now + timedelta(milliseconds=500), now)
+    assert (refused.value.field, refused.value.status) == ("export", 403)

@@ -275,3 +275,16 @@ def test_given_a_stale_timestamp_or_a_changed_body_then_unauthenticated() -> Non
     with pytest.raises(Unauthenticated) as tampered:
         verify(signed_headers(body, NOW // 1000), body + " ", KEYS, now_ms=NOW)
     assert tampered.value.failure is AuthFailure.BAD_SIGNATURE
+
+
+def test_given_a_taken_order_id_when_planning_again_then_the_new_order_gets_a_suffixed_id() -> None:
+    """Given the id derived from camera, type and first detection time is taken (an older order,
+    since cancelled or expired), when the pipeline plans again with it as taken, then the new order
+    is named ``<id>-2`` (``-3`` if that is taken too) and the state follows it."""
+    first = plan_merge(aggregate(det(NOW)), MergeState(), NOW).new_orders[0].order_id
+
+    again = plan_merge(aggregate(det(NOW, track="b")), MergeState(), NOW, taken_ids={first})
+    third = plan_merge(aggregate(det(NOW, track="b")), MergeState(), NOW, taken_ids={first, f"{first}-2"})
+
+    assert [o.order_id for o in again.new_orders] == [f"{first}-2"] and again.state.order_id == f"{first}-2"
+    assert [o.order_id for o in third.new_orders] == [f"{first}-3"]

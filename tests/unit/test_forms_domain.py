@@ -227,3 +227,65 @@ def test_csv_has_a_bom_and_defuses_formulas_and_xlsx_opens() -> None:
     assert sheet.title == "调查表202611"
     assert [[c.value for c in r] for r in sheet.iter_rows()] == [["姓名", "人数"], ["张*", 4]]
     assert sheet["A1"].font.bold
+
+
+def test_given_list_values_when_exported_then_they_are_joined_with_the_chinese_comma() -> None:
+    """Given a submission whose values are lists (several choices or attachments), when exported,
+    then each cell holds the items joined with ``、`` (not Python's repr), masked when personal."""
+    header, rows = export_table(
+        form(1),
+        {1: form(1)},
+        [submission(1, {"housing": ["owned", "rented"], "phone": ["13812345678", "13900001111"]})],
+        MaskDecision(unmasked=False, full_addresses=True),
+    )
+    cell = dict(zip(header, rows[0], strict=True))
+    assert cell["住房类型"] == "owned、rented"
+    assert cell["联系电话"] == "138****5678、139****1111"
+
+
+def test_given_a_department_when_prefill_is_summarized_for_its_forms_then_others_are_left_out() -> None:
+    day = {
+        counter_name("mine", "临江社区", "G03", "submissions"): 1,
+        counter_name("mine", "临江社区", "G03", "typed_new"): 2,
+        counter_name("theirs", "科创社区", "G06", "submissions"): 1,
+        counter_name("theirs", "科创社区", "G06", "typed_new"): 5,
+    }
+    owned = summarize_prefill([("2026-11-29", day)], None, {"mine"})
+    assert list(owned.by_form) == ["mine"] and owned.total.fields == 2
+
+
+def test_given_a_late_offline_value_then_it_does_not_replace_a_later_collected_one() -> None:
+    """Given a stored value collected at 10:00, when a value collected at 09:00 arrives later, then
+    it does not replace it (history only); one collected at 11:00 (or unknown, at receipt) does."""
+    from smartzone.repositories.facts import replaces
+
+    def source(at: str, collected_at: str | None = None, grid: str | None = "G03") -> Provenance:
+        return Provenance(kind=SourceKind.FORM, by="gw", at=at, collected_at=collected_at, grid_id=grid)
+
+    stored = FactValue(
+        subject="household:H-1",
+        code="household.size",
+        value=4,
+        source=source("2026-11-29T03:00:00.000Z", "2026-11-29T02:00:00.000Z"),
+    )
+    assert stored.source.collected == "2026-11-29T02:00:00.000Z"
+    assert not replaces(source("2026-11-29T05:00:00.000Z", "2026-11-29T01:00:00.000Z"), stored)
+    assert replaces(source("2026-11-29T05:00:00.000Z", "2026-11-29T03:00:00.000Z"), stored)
+    assert replaces(source("2026-11-29T05:00:00.000Z"), stored)
+    assert replaces(source("2026-11-29T05:00:00.000Z"), None)
+
+
+def test_given_facts_from_several_grids_then_a_grid_worker_reaches_only_its_own() -> None:
+    from smartzone.domain.facts import within_grids
+
+    def value(grid: str | None) -> FactValue:
+        return FactValue(
+            subject="household:H-1",
+            code="household.address",
+            value="x",
+            source=Provenance(kind=SourceKind.FORM, by="gw", at="2026-11-29T03:00:00.000Z", grid_id=grid),
+        )
+
+    assert within_grids(value("G03"), {"G03", "G04"})
+    assert not within_grids(value("G06"), {"G03", "G04"})
+    assert not within_grids(value(None), {"G03"})  # no grid recorded: not offered to grid workers

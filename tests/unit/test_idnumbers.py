@@ -172,3 +172,74 @@ def test_property_every_adjacent_transposition_is_caught(number: str) -> None:
             assert mutant == number
         else:
             assert not parse(mutant, today=TODAY).ok, position
+
+
+# -- review findings: non-ASCII digits, permits' areas, the old foreign form, the text marker ------------
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+DEVANAGARI = str.maketrans("0123456789", "०१२३४५६७८९")
+
+
+@pytest.mark.parametrize("digits", [ARABIC_INDIC, DEVANAGARI])
+@pytest.mark.parametrize("raw", [VALID, VALID[:6] + VALID[8:17], "USA329001021234"])
+def test_given_digits_of_another_script_when_parsed_then_a_format_problem_never_an_exception(
+    raw: str, digits: dict[int, str]
+) -> None:
+    # Given a number whose digits survive NFKC as non-ASCII digits (all, or just one)
+    for written in (raw.translate(digits), raw[:-2] + raw[-2].translate(digits) + raw[-1]):
+        # When parsed Then it is rejected as a format problem
+        assert codes(written) == ["format"]
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=500, deadline=None)
+def test_property_parse_never_raises_for_any_text(text: str) -> None:
+    parsed = parse(text, today=TODAY)
+    assert parsed.ok is (parsed.normalised is not None)
+    assert parsed.ok or parsed.problems
+
+
+@given(
+    st.text(
+        alphabet=st.characters(categories=["Nd"]).filter(lambda c: not normalise(c).isascii()),
+        min_size=1,
+        max_size=18,
+    ),
+    st.integers(0, 17),
+)
+@settings(max_examples=300, deadline=None)
+def test_property_any_non_ascii_digit_is_rejected(foreign: str, at: int) -> None:
+    # Given a valid number with one digit, or every digit, replaced by non-ASCII digits
+    for raw in (VALID[:at] + foreign[0] + VALID[at + 1 :], (foreign * 18)[:18], (foreign * 15)[:15]):
+        # When parsed Then it is not ok, as a format problem
+        assert parse(raw, today=TODAY).problem_codes == ["format"]
+
+
+@pytest.mark.parametrize("area", ["810100", "820011", "839999", "811234"])
+def test_given_a_permit_whose_area_is_not_exactly_810000_820000_830000_then_an_area_problem(
+    area: str,
+) -> None:
+    assert codes(make_fake(area, date(2001, 2, 3), 45)) == ["area"]
+
+
+def test_given_the_old_foreign_form_when_the_century_is_ambiguous_then_no_birth_date_is_derived() -> None:
+    # Given YY 18-99: only 19YY (the form was not issued after 2017)
+    assert parse("USA322501021234", today=TODAY).birth_date == date(1925, 1, 2)
+    # Given YY 00-17 with both centuries real dates: ok, but the birth date is ambiguous
+    ambiguous = parse("USA321501021234", today=TODAY)
+    assert ambiguous.ok and ambiguous.birth_date is None and ambiguous.birth_date_ambiguous
+    # Given 000229: only 2000-02-29 is a real date (1900 was no leap year)
+    leap = parse("USA320002291234", today=TODAY)
+    assert leap.birth_date == date(2000, 2, 29) and not leap.birth_date_ambiguous
+
+
+@pytest.mark.parametrize("place", ["00", "99", "71", "81", "10"])
+def test_given_the_old_foreign_form_with_an_implausible_place_code_then_an_area_problem(place: str) -> None:
+    assert codes(f"USA{place}9001021234") == ["area"]
+
+
+def test_given_a_spreadsheet_text_marker_when_normalised_then_one_leading_apostrophe_is_removed() -> None:
+    assert normalise("'" + VALID) == VALID
+    parsed = parse("'" + VALID.lower(), today=TODAY)
+    assert parsed.ok and parsed.normalised == VALID
+    assert not parse("''" + VALID, today=TODAY).ok  # only one: a second is not the marker
+    assert codes(VALID[:9] + "'" + VALID[9:]) == ["length"]  # nowhere else

@@ -188,3 +188,24 @@ def test_given_rules_when_loaded_then_watched_fields_raise_reviews_and_identity_
     assert RULES.for_field("name").review_on_disagreement
     assert RULES.for_field("sex").rule == "id_derived" and RULES.for_field("birth_date").rule == "id_derived"
     assert RULES.for_field("unknown_field") == RULES.default
+
+
+def test_given_a_decided_item_when_its_candidates_change_then_it_is_emitted_to_reopen_that_decision() -> None:
+    # Given a steward decided the name conflict with set_field on ANOTHER field (the item stays decided)
+    item = next(r for r in merge_partition(ROWS, RULES).reviews if r.field == "name")
+    other = decision(
+        action="set_field", item_id=item.item_id, id_key=KEY_A, field="address", value="新地址1号",
+        candidates_seen=["张三", "张山"],
+    )  # fmt: skip
+    # When re-run with the same candidates Then the item stays closed (not emitted)
+    assert not [r for r in merge_partition(ROWS, RULES, [other]).reviews if r.item_id == item.item_id]
+    # When a source brings a new name Then the same item comes back, marked to reopen that decision
+    newer = [*ROWS, row("social_security", 8, "2024-05-31", 4, KEY_A, ID_A, name="章三")]
+    (again,) = [r for r in merge_partition(newer, RULES, [other]).reviews if r.item_id == item.item_id]
+    assert again.reopens == "d1" and {c.value for c in again.candidates} == {"张三", "张山", "章三"}
+    # And a dismissal re-opened by new values names the dismissal
+    dismiss = decision(action="dismiss", item_id=item.item_id, candidates_seen=["张三", "张山"])
+    (dismissed,) = [r for r in merge_partition(newer, RULES, [dismiss]).reviews if r.field == "name"]
+    assert dismissed.reopens == "d1"
+    # And an item never decided reopens nothing
+    assert all(r.reopens is None for r in merge_partition(newer, RULES).reviews)

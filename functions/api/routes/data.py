@@ -9,8 +9,10 @@
   the resource (``data_access.authorize_read``: 403 with the reason otherwise, and logged);
   personal items masked per rule unless the grant unmasks them; every answer logged.
   ``limit`` rows per page; ``next_cursor`` continues the same query. ``"export": true`` answers
-  with ``download_url`` (a CSV of every matching row, presigned for 15 minutes) instead of rows,
-  and is refused (403) when a result column would be masked for the caller.
+  with ``download_url`` (a CSV of every matching row, presigned for 15 minutes, or until the
+  caller's grant ends when that is sooner) instead of rows, and is refused (403) when a result
+  column would be masked for the caller. A failure of the query engine answers 502 (504 when it
+  took too long), never an unhandled error.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from smartzone.repositories.cursor import decode_cursor, encode_cursor
 from smartzone.repositories.datalake import QueryFailed, QueryTimeout
 from smartzone.settings import get_settings
 
+from .. import data_access
 from ..context import caller_of, cursor_secret
 from ..data_access import authorize_read, department_of, log_access, resource_or_404
 from ..errors import ForbiddenError, NotFoundError, Unprocessable
@@ -134,8 +137,16 @@ def _detail(spec: QuerySpec) -> str:
 
 
 def _export(access: Any, body: QuerySpec) -> QueryOut:
+    grant = access.decision.grant
     try:
-        export = run_export(lake(), access.resource, body, access.unmasked_items)
+        export = run_export(
+            lake(),
+            access.resource,
+            body,
+            access.unmasked_items,
+            valid_until=grant.expires_at if grant is not None else None,
+            clock=lambda: data_access.current_time(),
+        )
     except QueryRefused as exc:
         raise _refusal(exc) from exc
     except QueryTimeout as exc:

@@ -12,6 +12,7 @@ from smartzone.domain.audit import AuditAction, AuditEntry
 from smartzone.domain.identity import Caller
 from smartzone.domain.masking import UNMASKED_ROLES
 from smartzone.repositories.audit import AuditLog
+from smartzone.repositories.forms import FormRepository
 from smartzone.settings import get_settings
 
 from ..context import users
@@ -26,6 +27,14 @@ def department_of(router: Router, caller: Caller) -> str | None:
     department = profile.department_id if profile is not None and profile.active else None
     router.append_context(caller_department=department or "")
     return department
+
+
+def owned_forms(router: Router, caller: Caller) -> frozenset[str]:
+    """The ids of the forms the caller's department owns (none without a department)."""
+    department = department_of(router, caller)
+    if not department:
+        return frozenset()
+    return frozenset(f.form_id for f in FormRepository(get_settings().table_name).of_department(department))
 
 
 def audit_key(subject: str) -> str:

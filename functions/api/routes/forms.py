@@ -39,6 +39,7 @@ from smartzone.domain.facts import (
     ValueType,
     fact,
     outcome_of,
+    within_grids,
 )
 from smartzone.domain.form_exports import ExportFormat, ExportJob
 from smartzone.domain.forms import (
@@ -58,9 +59,14 @@ from smartzone.repositories.clients import client
 from smartzone.repositories.cursor import decode_cursor, encode_cursor
 from smartzone.repositories.devices import DeviceRepository
 from smartzone.repositories.exports import ExportRepository, enqueue
-from smartzone.repositories.facts import FactRepository
+from smartzone.repositories.facts import FactRepository, replaces
 from smartzone.repositories.forms import FormConflict, FormRepository
-from smartzone.repositories.submissions import DuplicateSubmission, SubmissionRepository
+from smartzone.repositories.submissions import (
+    DuplicateSubmission,
+    StaleFacts,
+    SubmissionBusy,
+    SubmissionRepository,
+)
 from smartzone.settings import get_settings
 
 from ..context import caller_of, cursor_secret, grids_of, users
@@ -71,6 +77,10 @@ from .uploads import EXPIRES_S, MAX_UPLOAD_BYTES, ImageType, upload_key
 router = Router()
 
 SUBMISSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{7,63}$"
+PLAN_ATTEMPTS = 3
+"""How often a submission is planned again when a fact it replaces changed meanwhile."""
+WITHHELD = "***"
+"""Shown (masked callers) for a text value whose field is unknown (its form version is gone)."""
 _KEY_SAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 
 
@@ -138,6 +148,9 @@ class PrefillSource(BaseModel):
     table: str | None = None
     by: str
     at: str
+    collected_at: str | None = None
+    grid_id: str | None = None
+    community: str | None = None
 
 
 class PrefillField(BaseModel):
@@ -450,8 +463,18 @@ def _shown(value: Any, personal: PersonalData | None, decision: MaskDecision) ->
     return masked, True
 
 
+def _in_reach(found: dict[str, FactValue], caller: Caller, form: FormDefinition) -> dict[str, FactValue]:
+    """The stored values the caller may be offered: a grid worker only those collected in its own
+    grids (the others as if unknown: the worker types them new); everyone else all of them."""
+    if caller.sees_all_orders or not caller.is_grid_worker or _owns(form, caller):
+        return found
+    grids = grids_of(router, caller)
+    return {name: value for name, value in found.items() if within_grids(value, grids)}
+
+
 def _current_facts(form: FormDefinition, subjects: dict[str, SubjectKey]) -> dict[str, FactValue]:
-    """Field name → the current value of its fact (fields whose subject is named and known)."""
+    """Field name → the current value of its fact (fields whose subject is named and known), whoever
+    may see it: filter with :func:`_in_reach` before offering, confirming or comparing."""
     pairs = {
         f.name: (str(subjects[f.subject_type.value]), f.fact)
         for f in form.fields
@@ -489,7 +512,7 @@ def prefill(
         subjects = _subjects(raw, form, require_all=False)
     except ServiceError as exc:
         raise Unprocessable(exc.message, field="subject") from None
-    current = _current_facts(form, subjects)
+    current = _in_reach(_current_facts(form, subjects), caller, form)
     decision = mask_for(caller)
     out: list[PrefillField] = []
     shown_unmasked: list[str] = []
@@ -535,12 +558,16 @@ def fingerprint(form_id: str, body: SubmissionIn) -> str:
 
 
 def _submission_out(s: Submission, decision: MaskDecision, form: FormDefinition | None) -> SubmissionOut:
+    """The submission as the caller may see it; ``form`` is its version (None: not found, so every
+    text value is withheld from masked callers: it may be personal data)."""
     values = dict(s.values)
-    if form is not None and not decision.unmasked:
+    if not decision.unmasked:
         for name, value in s.values.items():
-            f = form.field(name)
+            f = form.field(name) if form is not None else None
             if f is not None:
                 values[name] = _shown(value, fact(f.fact).personal, decision)[0]
+            elif isinstance(value, str):
+                values[name] = WITHHELD
     return SubmissionOut(
         submission_id=s.submission_id,
         form_id=s.form_id,
@@ -620,32 +647,31 @@ def submit(
     form_id: Annotated[str, Path(max_length=64)], body: Annotated[SubmissionIn, Body(embed=False)]
 ) -> Response[SubmissionOut]:
     caller = caller_of(router)
-    current_form = _visible(forms().get(form_id), caller)
     print_ = fingerprint(form_id, body)
+    # A retry first (an offline app may retry after the form was retired or reassigned): its
+    # original answer, if the caller may see the stored submission.
     existing = submissions().get(body.client_submission_id)
     if existing is not None:
-        return _replay(existing, print_, caller, current_form)
+        return _replay(existing, print_, caller, form_id)
+    current_form = _visible(forms().get(form_id), caller)
     form = _version_of(current_form, body.form_version)
     if form.status is FormStatus.RETIRED:
         raise ConflictError("this form is retired and takes no new submissions", field="form_id")
     community = _check_fill(form, caller, body.grid_id)
     subjects = _subjects(body.subjects, form, require_all=True)
-    current = _current_facts(form, subjects)
-    values = _merge_values(form, body, current)
-    problems = validate_values(form, values) + _attachment_problems(form, values, caller)
-    if problems:
-        raise InvalidValues(problems)
+    at = now_ms()
+    received = to_iso(at)
     collected_at = None
+    collected_ms = at
     if body.collected_at is not None:
         try:
-            collected_at = to_iso(parse_ts_ms(body.collected_at))
+            given = parse_ts_ms(body.collected_at)
         except TimestampError:
             raise Unprocessable(
                 "collected_at must be ISO-8601 or epoch milliseconds", field="collected_at"
             ) from None
-    at = now_ms()
-    received = to_iso(at)
-    outcomes = {name: outcome_of(current.get(name), value).value for name, value in values.items()}
+        collected_at = to_iso(given)
+        collected_ms = min(given, at)  # a device clock running ahead does not make a value newer
     source = Provenance(
         kind=SourceKind.FORM,
         form_id=form.form_id,
@@ -653,50 +679,87 @@ def submit(
         submission_id=body.client_submission_id,
         by=caller.username,
         at=received,
-    )
-    fact_ops: list[dict[str, Any]] = []
-    for name, value in values.items():
-        f = form.field(name)
-        if f is None or outcomes[name] == "prefilled_confirmed":
-            continue  # a confirmed value keeps its provenance
-        fact_ops += facts().write_ops(str(subjects[f.subject_type.value]), f.fact, value, source)
-    submission = Submission(
-        submission_id=body.client_submission_id,
-        form_id=form.form_id,
-        form_version=form.version,
-        department_id=form.department_id,
+        collected_at=to_iso(collected_ms),
         grid_id=body.grid_id,
         community=community,
-        subjects={k: str(v) for k, v in subjects.items()},
-        values=values,
-        outcomes=outcomes,
-        submitted_by=caller.username,
-        received_at=received,
-        collected_at=collected_at,
-        fingerprint=print_,
     )
-    try:
-        submissions().record(submission, fact_ops, stats_day(received))
-    except DuplicateSubmission as dup:
-        return _replay(dup.existing, print_, caller, current_form)
-    return Response(
-        status_code=201,
-        content_type=content_types.APPLICATION_JSON,
-        body=_submission_out(submission, mask_for(caller), form),
-    )
+    for attempt in range(PLAN_ATTEMPTS):
+        stored = _current_facts(form, subjects)
+        current = _in_reach(stored, caller, form)
+        values = _merge_values(form, body, current)
+        problems = validate_values(form, values) + _attachment_problems(form, values, caller)
+        if problems:
+            raise InvalidValues(problems)
+        outcomes = {name: outcome_of(current.get(name), value).value for name, value in values.items()}
+        fact_ops: list[dict[str, Any]] = []
+        for name, value in values.items():
+            f = form.field(name)
+            if f is None or outcomes[name] == "prefilled_confirmed":
+                continue  # a confirmed value keeps its provenance
+            # A value collected before the stored one (a late offline submission) goes to the
+            # history only: the current value stays the later-collected one.
+            fact_ops += facts().write_ops(
+                str(subjects[f.subject_type.value]),
+                f.fact,
+                value,
+                source,
+                replace_current=replaces(source, stored.get(name)),
+            )
+        submission = Submission(
+            submission_id=body.client_submission_id,
+            form_id=form.form_id,
+            form_version=form.version,
+            department_id=form.department_id,
+            grid_id=body.grid_id,
+            community=community,
+            subjects={k: str(v) for k, v in subjects.items()},
+            values=values,
+            outcomes=outcomes,
+            submitted_by=caller.username,
+            received_at=received,
+            collected_at=collected_at,
+            fingerprint=print_,
+        )
+        try:
+            submissions().record(submission, fact_ops, stats_day(received))
+        except DuplicateSubmission as dup:
+            return _replay(dup.existing, print_, caller, form_id)
+        except StaleFacts:
+            if attempt + 1 == PLAN_ATTEMPTS:
+                raise SubmissionBusy() from None
+            continue
+        return Response(
+            status_code=201,
+            content_type=content_types.APPLICATION_JSON,
+            body=_submission_out(submission, mask_for(caller), form),
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _replay(
-    existing: Submission, print_: str, caller: Caller, form: FormDefinition
-) -> Response[SubmissionOut]:
-    if existing.fingerprint != print_ or existing.form_id != form.form_id:
+def _may_see_submission(existing: Submission, caller: Caller) -> bool:
+    """The stored submission's reach: its submitter, the owning department, admins and dispatchers."""
+    if caller.sees_all_orders or existing.submitted_by == caller.username:
+        return True
+    return caller.is_department and department_of(router, caller) == existing.department_id
+
+
+def _replay(existing: Submission, print_: str, caller: Caller, form_id: str) -> Response[SubmissionOut]:
+    """A retry's original answer (200), whatever became of the form since; checked against the
+    stored submission: another caller's id or other content is a 409 and shows nothing."""
+    if (
+        not _may_see_submission(existing, caller)
+        or existing.fingerprint != print_
+        or existing.form_id != form_id
+    ):
         raise ConflictError(
             "this client_submission_id was used for a different submission", field="client_submission_id"
         )
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
-        body=_submission_out(existing, mask_for(caller), form),
+        body=_submission_out(
+            existing, mask_for(caller), forms().get(existing.form_id, existing.form_version)
+        ),
     )
 
 

@@ -4,7 +4,10 @@ Data stewards and admins only (403 for other roles). Values in review items (can
 value chosen meanwhile, a queued row's fields) are masked like residents' data; ``unmask=true``
 with a ``purpose`` shows them (stewards must compare the sources' actual values) and writes one
 audit entry per item shown. A decision (``set_field``, ``link_row``, ``dismiss``) is stored as
-the next merge run's top-priority source and closes the item; deciding twice is a 409.
+the next merge run's top-priority source and closes the item; deciding twice is a 409. A
+``set_field`` names a golden field (:data:`~smartzone.population.sources.GOLDEN_FIELDS`) and a
+value of its type (``sex`` ``male``/``female``, ``birth_date`` ``YYYY-MM-DD``, …): 422 naming
+``field`` or ``value`` otherwise (the value is never echoed).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from smartzone.domain.masking import MaskDecision
 from smartzone.domain.residents import mask_value
 from smartzone.domain.timeutil import now_ms, to_iso
 from smartzone.population.models import DecisionAction, ReviewItem, ReviewReason, StewardDecision
+from smartzone.population.sources import steward_value
 
 from ..context import caller_of
 from ..errors import ConflictError, ForbiddenError, NotFoundError, Unprocessable
@@ -171,7 +175,11 @@ def post_decision(
             raise Unprocessable("value: required for set_field", field="value")
         if id_key is None:
             raise Unprocessable("set_field needs an item about a resident; use link_row", field="action")
-        value = body.value
+        try:
+            value = steward_value(field, body.value)
+        except ValueError as exc:
+            problem = str(exc)
+            raise Unprocessable(problem, field=problem.partition(":")[0]) from exc
     elif body.action is DecisionAction.LINK_ROW:
         if item.reason is not ReviewReason.INVALID_ID or body.id_number is None:
             raise Unprocessable(

@@ -29,7 +29,7 @@ from smartzone.domain.masking import MaskDecision, mask_for, may_unmask_populati
 from smartzone.domain.residents import ID_KEY_PATTERN, Resident, ResidentOut, resident_view, shown_fields
 from smartzone.repositories.audit import AuditLog
 from smartzone.repositories.cursor import decode_cursor, encode_cursor
-from smartzone.repositories.erasure import erase_resident
+from smartzone.repositories.erasure import UnknownResident, erase_resident
 from smartzone.repositories.personal_data import id_hmac_key
 from smartzone.repositories.residents import ResidentRepository
 from smartzone.settings import get_settings
@@ -74,6 +74,11 @@ class ErasureRequest(BaseModel):
     resident_key: str | None = Field(None, pattern=ID_KEY_PATTERN)
     reason: str = Field(
         min_length=4, max_length=500, description="The request being fulfilled (ticket, date)"
+    )
+    preemptive: bool = Field(
+        False,
+        description="Erase even if no resident has this key yet (a tombstone keeps later runs from "
+        "storing the person); otherwise an unknown resident is a 404",
     )
 
 
@@ -184,13 +189,15 @@ def list_residents(
     reach = reach_of(caller)
     if grid_id is not None and reach is not None and grid_id not in reach:
         raise NotFoundError("no such grid")
+    decision = decision_for(caller, unmask, purpose)
+    if reach is not None and not reach:  # a grid worker without grids sees no resident
+        return ResidentList(items=[], total=0)
     if reach is not None and category is not None and grid_id is None:
         if len(reach) != 1:
             raise Unprocessable(
                 "grid_id: required for a care category (you answer for several grids)", field="grid_id"
             )
         grid_id = next(iter(reach))
-    decision = decision_for(caller, unmask, purpose)
     repo, counts = residents_repo(), residents_repo().counts()
     scope = f"residents|{grid_id}|{community}|{category}|{','.join(sorted(reach or ()))}"
     start = _cursor_key(cursor, scope)
@@ -204,7 +211,7 @@ def list_residents(
         total = counts.get(f"grid#{grid_id}", 0)
     else:
         assert community is not None
-        found, last = repo.by_community(community, limit=limit, start_key=start, grids=reach or ())
+        found, last = repo.by_community(community, limit=limit, start_key=start, grids=reach)
         total = (
             counts.get(f"community#{community}", 0)
             if reach is None
@@ -295,7 +302,15 @@ def post_erasure(body: Annotated[ErasureRequest, Body()]) -> ErasureOut:
     if (body.id_number is None) == (body.resident_key is None):
         raise Unprocessable("give id_number or resident_key", field="id_number")
     key = body.resident_key or key_of_id_number(str(body.id_number))
-    result = erase_resident(
-        get_settings().table_name, key, actor=caller.username, role=Role.ADMIN.value, reason=body.reason
-    )
+    try:
+        result = erase_resident(
+            get_settings().table_name,
+            key,
+            actor=caller.username,
+            role=Role.ADMIN.value,
+            reason=body.reason,
+            preemptive=body.preemptive,
+        )
+    except UnknownResident as exc:
+        raise NotFoundError("no such resident (set preemptive to erase ahead of the data)") from exc
     return ErasureOut(resident_key=key, erased=result.erased, audit_entry_id=result.audit_entry_id)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -33,7 +34,7 @@ from sqlglot import exp
 
 from smartzone.datalake.ingest import SQL_TYPES
 from smartzone.datalake.layout import table_name
-from smartzone.domain.catalogue import InformationItem, ItemType, Resource, mask_row
+from smartzone.domain.catalogue import RESERVED_COLUMNS, InformationItem, ItemType, Resource, mask_row
 from smartzone.domain.idnumbers import parse as parse_id
 from smartzone.domain.timeutil import SHANGHAI
 
@@ -45,6 +46,9 @@ MAX_EXPORT_ROWS = 1_000_000
 PARTITION_COLUMN = "dt"
 """The load date (Hive partition ``dt=YYYY-MM-DD``): filterable and orderable like an item."""
 ORDER_TIEBREAK = ("dt", "_batch", "_row")
+assert {PARTITION_COLUMN, *ORDER_TIEBREAK} <= set(RESERVED_COLUMNS)  # no item may shadow them
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+"""The range of an integer item (stored as BIGINT): a filter value outside it is refused."""
 
 
 class QueryRefused(ValueError):
@@ -185,12 +189,26 @@ def _literal(item: InformationItem | None, kind: ItemType, value: Any, field: st
         typed = number.normalised if number.ok and number.normalised else typed
     if isinstance(typed, bool):
         return exp.Boolean(this=typed)
+    if isinstance(typed, float) and not math.isfinite(typed):
+        # "inf", "nan", 1e999 …: sqlglot would write a bare word (inf, nan) that DuckDB reads as a
+        # column name, and no stored value compares usefully with them.
+        raise QueryRefused(f"{field}: {kind} values must be finite numbers (not inf or nan)", field)
+    if isinstance(typed, int) and not BIGINT_MIN <= typed <= BIGINT_MAX:
+        raise QueryRefused(f"{field}: {kind} values must lie between {BIGINT_MIN} and {BIGINT_MAX}", field)
     if isinstance(typed, int | float):
         return exp.Literal.number(typed)
+    if isinstance(typed, str):
+        try:
+            typed.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800" in JSON) is no text
+            raise QueryRefused(f"{field}: not valid text (UTF-8)", field) from exc
     if isinstance(typed, datetime):
         if typed.tzinfo is None:  # DESIGN.md: a time without an offset is Asia/Shanghai
             typed = typed.replace(tzinfo=SHANGHAI)
-        typed = typed.astimezone(UTC).replace(tzinfo=None)  # stored as UTC TIMESTAMP
+        try:
+            typed = typed.astimezone(UTC).replace(tzinfo=None)  # stored as UTC TIMESTAMP
+        except OverflowError as exc:  # 0001-01-01T00:00+08:00 is before year 1 in UTC
+            raise QueryRefused(f"{field}: {kind} value out of range", field) from exc
         return exp.cast(exp.Literal.string(typed.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
     if isinstance(typed, date):
         return exp.cast(exp.Literal.string(typed.isoformat()), exp.DataType.Type.DATE)

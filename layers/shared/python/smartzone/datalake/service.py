@@ -4,7 +4,9 @@
   rejects in the bucket, the batch report in ``reports/``, the Glue table kept in step with the
   items (cloud), and the resource's last-load time moved on when rows were loaded.
 - :func:`run_query`: a checked spec → DuckDB over the resource's Parquet files (mirrored from the
-  bucket) or Athena over the same files, then masking per item rule.
+  bucket) or Athena over the same files, then masking per item rule. Whatever DuckDB raises while
+  running a built query is :class:`~smartzone.repositories.datalake.QueryFailed`, as Athena's
+  failures are (the API answers 502 with a message, never an unhandled error).
 - :func:`stale_resources`: the catalogue entries whose last load is older than their update cycle.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ from smartzone.datalake.ingest import IngestReport, connect, ingest_file
 from smartzone.datalake.layout import REPORTS, FileFormat, parquet_key, rejects_key, report_key, slug
 from smartzone.datalake.query import (
     QueryPage,
+    QueryRefused,
     QuerySpec,
     build_query,
     duckdb_view_sql,
@@ -34,7 +37,13 @@ from smartzone.datalake.query import (
 from smartzone.domain.catalogue import Resource, is_stale
 from smartzone.domain.timeutil import SHANGHAI
 from smartzone.repositories.catalogue import CatalogueRepository
-from smartzone.repositories.datalake import AthenaQueries, DataLakeBucket, GlueTables, presign_s3_url
+from smartzone.repositories.datalake import (
+    AthenaQueries,
+    DataLakeBucket,
+    GlueTables,
+    QueryFailed,
+    presign_s3_url,
+)
 from smartzone.settings import Settings
 
 
@@ -162,11 +171,16 @@ def run_query(
         ]
         return shape_page(resource, spec, built, rows, keep, "athena", sql)
     files = lake.bucket.mirror_resource(resource.code, lake.cache_dir / "mirror")
-    con = connect(lake.cache_dir, lake.memory_limit)
+    import duckdb
+
     try:
-        rows = run_duckdb(con, resource, files, built)
-    finally:
-        con.close()
+        con = connect(lake.cache_dir, lake.memory_limit)
+        try:
+            rows = run_duckdb(con, resource, files, built)
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        raise QueryFailed(f"DuckDB could not run the query: {type(exc).__name__}") from exc
     return shape_page(resource, spec, built, rows, keep, "duckdb", built.sql)
 
 
@@ -179,12 +193,34 @@ class Export:
 
 
 EXPORT_LINK_S = 900
+"""How long an export link stays valid at most (less when the caller's grant ends sooner)."""
 
 
-def run_export(lake: DataLake, resource: Resource, spec: QuerySpec, unmasked: Iterable[str]) -> Export:
+def export_link_seconds(valid_until: datetime | None, now: datetime) -> int:
+    """The link's lifetime: :data:`EXPORT_LINK_S`, cut to the time left on the caller's grant
+    (``valid_until``; None when the read needs no grant). A link never outlives the access that
+    produced it; with no time left the export is refused (403, as the expired grant would be)."""
+    if valid_until is None:
+        return EXPORT_LINK_S
+    left = int((valid_until - now).total_seconds())
+    if left < 1:
+        raise QueryRefused("export: the approved access has expired", "export", 403)
+    return min(EXPORT_LINK_S, left)
+
+
+def run_export(
+    lake: DataLake,
+    resource: Resource,
+    spec: QuerySpec,
+    unmasked: Iterable[str],
+    *,
+    valid_until: datetime | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Export:
     """All matching rows as one CSV file behind a short-lived link: Athena's own result file in the
     cloud; locally, DuckDB writes it and it is uploaded under ``reports/<code>/exports/``.
-    :func:`build_query` refuses exports that would carry masked columns."""
+    :func:`build_query` refuses exports that would carry masked columns. The link expires after
+    :data:`EXPORT_LINK_S` or when the grant (``valid_until``) ends, whichever comes first."""
     built = build_query(resource, spec, frozenset(unmasked))
     if lake.engine == "athena":
         if lake.athena is None:
@@ -192,21 +228,28 @@ def run_export(lake: DataLake, resource: Resource, spec: QuerySpec, unmasked: It
         result = lake.athena.run(to_athena(built.sql), lake.athena_timeout_s, max_rows=0)
         if not result.output_location:
             raise RuntimeError("Athena reported no output location")
-        return Export(presign_s3_url(result.output_location, EXPORT_LINK_S), EXPORT_LINK_S, "athena")
+        seconds = export_link_seconds(valid_until, clock())
+        return Export(presign_s3_url(result.output_location, seconds), seconds, "athena")
     files = lake.bucket.mirror_resource(resource.code, lake.cache_dir / "mirror")
-    con = connect(lake.cache_dir, lake.memory_limit)
     lake.cache_dir.mkdir(parents=True, exist_ok=True)
+    import duckdb
+
     with tempfile.TemporaryDirectory(dir=lake.cache_dir, prefix="export-") as tmp:
         target = Path(tmp) / "export.csv"
         try:
-            con.execute(duckdb_view_sql(resource, files))
-            location = "'" + str(target).replace("'", "''") + "'"
-            con.execute(f"COPY ({built.sql}) TO {location} (HEADER, DELIMITER ',')")
-        finally:
-            con.close()
+            con = connect(lake.cache_dir, lake.memory_limit)
+            try:
+                con.execute(duckdb_view_sql(resource, files))
+                location = "'" + str(target).replace("'", "''") + "'"
+                con.execute(f"COPY ({built.sql}) TO {location} (HEADER, DELIMITER ',')")
+            finally:
+                con.close()
+        except duckdb.Error as exc:
+            raise QueryFailed(f"DuckDB could not run the export: {type(exc).__name__}") from exc
+        seconds = export_link_seconds(valid_until, clock())
         key = f"{REPORTS}{slug(resource.code)}/exports/{uuid.uuid4().hex}.csv"
         lake.bucket.upload(key, target, "text/csv")
-    return Export(lake.bucket.presign(key, EXPORT_LINK_S), EXPORT_LINK_S, "duckdb")
+    return Export(lake.bucket.presign(key, seconds), seconds, "duckdb")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,10 @@ _CODE = re.compile(
     r"^(?P<category>[123])(?P<item>[0-9]{2})(?P<dept>[0-9]{3})(?P<sub>[0-9]{3})/(?P<seq>[0-9]{6})$"
 )
 COLUMN_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+RESERVED_COLUMNS = ("dt", "resource", "_batch", "_row")
+"""Column names the data lake adds to every resource (Hive partitions ``resource`` and ``dt``, the
+row identity ``_batch`` and ``_row``): an item of that name would be overwritten or dropped by
+queries, so no item may use one (``_batch`` and ``_row`` already fail :data:`COLUMN_PATTERN`)."""
 DEPARTMENT_ID_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
 PROVIDER_CODE_PATTERN = r"^[0-9]{3}$"
 
@@ -370,10 +374,19 @@ def cross_field_problems(resource: Resource) -> list[Problem]:
             )
         )
     seen: set[str] = set()
-    for item in resource.items:
+    for index, item in enumerate(resource.items):
         if item.column in seen:
             problems.append(Problem("items", f"items: column {item.column!r} appears twice"))
         seen.add(item.column)
+        if item.column in RESERVED_COLUMNS:
+            field = f"items.{index}.column"
+            problems.append(
+                Problem(
+                    field,
+                    f"{field}: {item.column!r} is reserved by the data lake "
+                    f"({', '.join(RESERVED_COLUMNS)}); choose another column name",
+                )
+            )
     return problems
 
 

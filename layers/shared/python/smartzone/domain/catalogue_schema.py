@@ -4,7 +4,8 @@ Published as ``docs/schemas/catalogue-resource.schema.json`` (written and checke
 ``python -m tools.catalogue_seed``). It states the same rules as :class:`~smartzone.domain.catalogue.Resource`,
 cross-field ones included (``if``/``then``): a condition for conditional resources and only for them,
 a legal basis for resources not shared and only for them, the sharing method allowed by the format,
-the code starting with the classification, a masking rule for every personal item. One rule JSON
+the code starting with the classification, a masking rule for every personal item, no item column
+named like a column the data lake adds (``dt``, ``resource``, ``_batch``, ``_row``). One rule JSON
 Schema cannot state (two fields' values compared): the code's department part equals
 ``provider_code``; the model checks it.
 """
@@ -22,6 +23,7 @@ from smartzone.domain.catalogue import (
     DEPARTMENT_ID_PATTERN,
     METHODS_FOR_FORMAT,
     PROVIDER_CODE_PATTERN,
+    RESERVED_COLUMNS,
     ItemType,
     MaskingRule,
     PersonalClass,
@@ -49,7 +51,12 @@ ITEM_SCHEMA: dict[str, Any] = {
     "required": ["name", "column", "type"],
     "properties": {
         "name": _text(1, 64, "信息项名称"),
-        "column": {"type": "string", "pattern": COLUMN_PATTERN},
+        "column": {
+            "type": "string",
+            "pattern": COLUMN_PATTERN,
+            "not": {"enum": list(RESERVED_COLUMNS)},
+            "description": "column name; not one the data lake adds (" + ", ".join(RESERVED_COLUMNS) + ")",
+        },
         "type": {"enum": _values(ItemType)},
         "personal_class": {"enum": _values(PersonalClass), "default": "none"},
         "masking": {"enum": _values(MaskingRule), "description": "defaults from personal_class"},

@@ -15,12 +15,14 @@ calls :func:`plan_merge`, which
    re-reads and plans again, so exactly one order results).
 
 ``order_joinable=False`` says the open order can no longer be joined (it was resolved, closed or
-cancelled meanwhile): the next detection opens a new order.
+cancelled meanwhile): the next detection opens a new order. ``taken_ids`` are order ids found
+taken when writing (an earlier order of the camera and type, since cancelled or expired, had the
+same first detection time): a new order avoids them with a suffix (``…-DUMP-2``, ``-3`` …).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -131,9 +133,15 @@ def _stamp(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y%m%dT%H%M%S") + f"{ms % 1000:03d}"
 
 
-def detection_order_id(camera_id: str, type_: str, first_seen: int) -> str:
-    """Deterministic: the first detection of a new order names it."""
-    return f"DT-{_stamp(first_seen)}-{camera_id}-{TYPE_CODES.get(type_, 'DET')}"
+def detection_order_id(camera_id: str, type_: str, first_seen: int, taken: Collection[str] = ()) -> str:
+    """Deterministic: the first detection of a new order names it; an id in ``taken`` (an older
+    order, cancelled or expired, opened by a detection of the same time) gets a suffix ``-2``, ``-3`` …"""
+    base = f"DT-{_stamp(first_seen)}-{camera_id}-{TYPE_CODES.get(type_, 'DET')}"
+    order_id, n = base, 1
+    while order_id in taken:
+        n += 1
+        order_id = f"{base}-{n}"
+    return order_id
 
 
 def _keep_snapshots(current: list[str], new: Iterable[str]) -> list[str]:
@@ -228,7 +236,12 @@ def split_threshold(
 
 
 def plan_merge(
-    aggregate: Aggregate, state: MergeState, now_ms: int, *, order_joinable: bool = True
+    aggregate: Aggregate,
+    state: MergeState,
+    now_ms: int,
+    *,
+    order_joinable: bool = True,
+    taken_ids: Collection[str] = (),
 ) -> MergePlan:
     """The write plan of one batch for one camera and type (see the module docstring)."""
     camera, setting = aggregate.camera, aggregate.setting
@@ -261,7 +274,7 @@ def plan_merge(
     for detection in above:
         if current is None or detection.ts - current.last_seen > window_ms:
             current = _Run(
-                order_id=detection_order_id(camera.camera_id, setting.type.value, detection.ts),
+                order_id=detection_order_id(camera.camera_id, setting.type.value, detection.ts, taken_ids),
                 joined=False,
                 first_seen=detection.ts,
                 last_seen=detection.ts,

@@ -158,6 +158,17 @@ def snapshot_key(value: str | None) -> str | None:
     return text
 
 
+def vendor_prefix(vendor_id: str) -> str:
+    """Where a vendor's uploads live (``POST /v1/detections/uploads`` hands out keys under it)."""
+    return f"{SNAPSHOTS_PREFIX}{vendor_id}/"
+
+
+def outside_vendor_prefix(key: str | None, vendor_id: str) -> bool:
+    """Whether an image key (already checked by :func:`snapshot_key`) is NOT one of ``vendor_id``'s
+    own uploads: a vendor may reference only its own images, never another vendor's."""
+    return bool(key) and not str(key).startswith(vendor_prefix(vendor_id))
+
+
 def _from_validation(exc: ValidationError, source_id: str | None) -> DetectionRejection:
     error = exc.errors(include_url=False)[0]
     field = ".".join(str(part) for part in error["loc"]) or "body"

@@ -21,6 +21,7 @@ imported table, who, when); every change appends a history entry.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -224,7 +225,20 @@ class Provenance(BaseModel):
     by: str = Field(min_length=1)
     """The username who submitted, or the import job."""
     at: str
-    """ISO-8601 UTC."""
+    """ISO-8601 UTC: when the value was received (the history entry's time)."""
+    collected_at: str | None = None
+    """ISO-8601 UTC: when the value was collected (the device's ``collected_at``, never later than
+    ``at``); ``None``: at ``at``. The current value is only replaced by a later-collected one."""
+    grid_id: str | None = None
+    """The grid the value was collected in (a submission's grid; imports: when known). Grid
+    workers are offered only values collected in their own grids."""
+    community: str | None = None
+    """That grid's community."""
+
+    @property
+    def collected(self) -> str:
+        """When the value was collected (``collected_at``, else ``at``)."""
+        return self.collected_at or self.at
 
 
 class FactValue(BaseModel):
@@ -245,6 +259,12 @@ class FieldOutcome(StrEnum):
     """A stored value was offered and the worker changed it."""
     TYPED_NEW = "typed_new"
     """Nothing was stored yet: the worker typed it."""
+
+
+def within_grids(value: FactValue, grids: Collection[str]) -> bool:
+    """Whether a stored value was collected in one of ``grids`` (a grid worker's reach): values
+    without a grid (imports without one, values stored before grids were recorded) are not."""
+    return value.source.grid_id is not None and value.source.grid_id in grids
 
 
 def outcome_of(current: FactValue | None, submitted: Any) -> FieldOutcome:

@@ -78,10 +78,18 @@ def _cell(value: Any) -> str | int | float:
         return "是" if value else "否"
     if isinstance(value, int | float):
         return value
+    if isinstance(value, list | tuple | set):
+        # Several values (a multiple choice, several attachments): joined the Chinese way, not repr.
+        items = sorted(value, key=str) if isinstance(value, set) else value
+        return "、".join(str(_cell(v)) for v in items if v is not None)
+    if isinstance(value, dict):
+        return "、".join(f"{k}: {_cell(v)}" for k, v in value.items())
     return str(value)
 
 
 def _mask(value: Any, personal: PersonalData | None, decision: MaskDecision) -> Any:
+    if personal is not None and isinstance(value, list | tuple):
+        return [_mask(v, personal, decision) for v in value]
     if personal is None or value is None or not isinstance(value, str):
         return value
     if personal is PersonalData.PHONE:

@@ -3,7 +3,9 @@
 Contract (DESIGN.md, "Data conventions"):
 
 - :func:`normalise` — Unicode NFKC (full-width digits become ASCII), spaces and hyphens removed,
-  ``x`` upper-cased. Nothing else is ever changed.
+  one leading ``'`` removed (the text marker a spreadsheet puts before a number typed as text:
+  it is not part of the number, so removing it is not a repair), ``x`` upper-cased. Nothing else
+  is ever changed.
 - :func:`parse` — validates and tags a number; returns an :class:`IdNumber` with ``ok``, the
   ``normalised`` 18-character form (15-digit numbers converted and flagged ``converted``), its
   ``kind``, derived ``birth_date`` and ``sex``, and every :class:`IdProblem` found (stable
@@ -20,12 +22,24 @@ Kinds (:class:`IdKind`):
 |---|---|
 | ``resident_18`` | 6-digit area, ``YYYYMMDD``, 3-digit sequence (odd = male), check character |
 | ``converted_from_15`` | first-generation 15 digits (``YYMMDD``, 19xx), converted to 18 |
-| ``residence_permit_hk`` / ``_mo`` / ``_tw`` | 18 characters starting ``81`` / ``82`` / ``83`` |
-| ``foreign_permanent`` | new 18-digit form starting ``9`` (same date and check rules), or the old 15-character form: 3-letter nationality, 2-digit place, ``YYMMDD``, 4 digits (format and date checked; its check digit is not publicly specified and is not verified) |
+| ``residence_permit_hk`` / ``_mo`` / ``_tw`` | 18 characters starting exactly ``810000`` / ``820000`` / ``830000`` |
+| ``foreign_permanent`` | new 18-digit form starting ``9`` (same date and check rules), or the old 15-character form: 3-letter nationality, 2-digit place, ``YYMMDD``, 4 digits (format, place and date checked; its check digit is not publicly specified and is not verified) |
 
 The first two digits of resident and foreign 18-digit numbers must be a province code (for the
-foreign form: the two digits after the ``9``). Examples in tests and generated data use fake area
-codes (county ``9x``, e.g. ``340291``), never real people's numbers.
+foreign form: the two digits after the ``9``); the old foreign form's place code must be a
+mainland province code (:data:`ISSUING_PROVINCES`). Examples in tests and generated data use fake
+area codes (county ``9x``, e.g. ``340291``), never real people's numbers.
+
+Digits are ASCII digits only: other Unicode digits that survive NFKC (Arabic-Indic ``٣٤٠``,
+Devanagari, …) make a ``format`` problem, never an exception.
+
+**The old foreign form's century.** ``YYMMDD`` has no century. The 15-character form was issued
+from 2004 until the 18-digit form replaced it in 2017, so nobody born after 2017 can hold one:
+``YY`` 18–99 is read as 19YY. For ``YY`` 00–17 both 19YY and 20YY are possible (a holder born
+in 1915 or in 2015); when both are real, past dates the birth date is *ambiguous*: the number is
+``ok`` with ``birth_date`` None and ``birth_date_ambiguous`` True, so no age is derived from it
+(a source's own birth date still counts). When only one of the two is a real past date (e.g.
+``000229``: 1900 was no leap year), that one is taken.
 """
 
 from __future__ import annotations
@@ -84,6 +98,12 @@ PROVINCES = frozenset(
 )
 """Province-level codes (GB/T 2260) that may start a resident number (71 = Taiwan)."""
 PERMIT_PREFIXES = {"81": "residence_permit_hk", "82": "residence_permit_mo", "83": "residence_permit_tw"}
+PERMIT_AREAS = frozenset({"810000", "820000", "830000"})
+"""The only area codes a residence permit carries (its first six digits)."""
+ISSUING_PROVINCES = PROVINCES - {"71"}
+"""Place codes of the old 15-character foreign permanent-residence number (mainland issuing offices)."""
+OLD_FOREIGN_LAST_YEAR = 2017
+"""The last year the old 15-character foreign form was issued (birth years after it are 19YY)."""
 EARLIEST_BIRTH = date(1880, 1, 1)
 
 
@@ -174,6 +194,8 @@ class IdNumber:
     sex: Sex | None = None
     converted: bool = False
     problems: tuple[IdProblem, ...] = field(default_factory=tuple)
+    birth_date_ambiguous: bool = False
+    """Old foreign form only: the ``YYMMDD`` date fits two centuries (``birth_date`` is then None)."""
 
     @property
     def problem_codes(self) -> list[str]:
@@ -181,16 +203,18 @@ class IdNumber:
 
 
 _STRIP = re.compile(r"[\s\-\u2010-\u2015\u2212]")
-_SCIENTIFIC = re.compile(r"^[+-]?\d+(?:\.\d*)?E[+-]?\d+$")
-_FLOAT = re.compile(r"^\d+\.\d*$")
-_DIGITS17 = re.compile(r"^\d{17}[\dX]$")
-_OLD_FOREIGN = re.compile(r"^[A-Z]{3}\d{12}$")
+_SCIENTIFIC = re.compile(r"^[+-]?[0-9]+(?:\.[0-9]*)?E[+-]?[0-9]+$")
+_FLOAT = re.compile(r"^[0-9]+\.[0-9]*$")
+_DIGITS17 = re.compile(r"^[0-9]{17}[0-9X]$")
+_DIGITS15 = re.compile(r"^[0-9]{15}$")
+_OLD_FOREIGN = re.compile(r"^[A-Z]{3}[0-9]{12}$")
 
 
 def normalise(raw: str) -> str:
-    """NFKC, spaces and hyphens removed, ``x`` upper-cased. ``'３４０２ 91-...x'`` → ``'340291...X'``."""
+    """NFKC, spaces and hyphens removed, one leading spreadsheet text marker ``'`` removed, ``x``
+    upper-cased. ``'３４０２ 91-...x'`` → ``'340291...X'``; ``"'340291..."`` → ``'340291...'``."""
     text = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
-    return _STRIP.sub("", text).upper()
+    return _STRIP.sub("", text).removeprefix("'").upper()
 
 
 def check_char(first17: str) -> str:
@@ -239,6 +263,8 @@ def parse(raw: str | None, *, today: date | None = None) -> IdNumber:
     if not text:
         return _fail(IdProblemCode.EMPTY)
     today = today or date.today()
+    if not text.isascii():  # letters or digits of other scripts (e.g. Arabic-Indic digits)
+        return _fail(IdProblemCode.FORMAT)
     if _SCIENTIFIC.match(text):
         return _fail(IdProblemCode.SCIENTIFIC_NOTATION)
     if _FLOAT.match(text):
@@ -246,7 +272,7 @@ def parse(raw: str | None, *, today: date | None = None) -> IdNumber:
     if len(text) == 18:
         return _parse_18(text, today)
     if len(text) == 15:
-        if text.isdigit():
+        if _DIGITS15.match(text):
             return _parse_15(text, today)
         if _OLD_FOREIGN.match(text):
             return _parse_old_foreign(text, today)
@@ -262,6 +288,8 @@ def _parse_18(text: str, today: date) -> IdNumber:
     kind: IdKind
     if head in PERMIT_PREFIXES:
         kind = IdKind(PERMIT_PREFIXES[head])
+        if text[:6] not in PERMIT_AREAS:
+            problems.append(IdProblemCode.AREA)
     elif text[0] == "9":
         kind = IdKind.FOREIGN_PERMANENT
         if text[1:3] not in PROVINCES:
@@ -300,14 +328,28 @@ def _parse_15(text: str, today: date) -> IdNumber:
 
 
 def _parse_old_foreign(text: str, today: date) -> IdNumber:
+    """3 letters, 2-digit place, ``YYMMDD``, 4 digits; the century rule is in the module doc."""
+    problems: list[IdProblemCode] = []
+    if text[3:5] not in ISSUING_PROVINCES:
+        problems.append(IdProblemCode.AREA)
     yy, mm, dd = int(text[5:7]), int(text[7:9]), int(text[9:11])
-    born = _real_date(2000 + yy, mm, dd)
-    if born is None or born > today:
-        born = _real_date(1900 + yy, mm, dd)
-    problems = _date_problems(born, today)
+    centuries = (1900,) if 2000 + yy > OLD_FOREIGN_LAST_YEAR else (1900, 2000)
+    dates = [_real_date(c + yy, mm, dd) for c in centuries]
+    possible = [d for d in dates if d is not None and not _date_problems(d, today)]
+    if not possible:
+        real = [d for d in dates if d is not None]
+        problems += _date_problems(real[-1] if real else None, today)
     if problems:
         return _fail(*problems)
-    return IdNumber(ok=True, normalised=text, kind=IdKind.FOREIGN_PERMANENT, birth_date=born, sex=None)
+    born = possible[0] if len(possible) == 1 else None
+    return IdNumber(
+        ok=True,
+        normalised=text,
+        kind=IdKind.FOREIGN_PERMANENT,
+        birth_date=born,
+        sex=None,
+        birth_date_ambiguous=born is None,
+    )
 
 
 # -- a source's own sex / birth date fields ---------------------------------------------------------
@@ -315,7 +357,7 @@ _SEX_WORDS = {
     "男": Sex.MALE, "M": Sex.MALE, "MALE": Sex.MALE, "1": Sex.MALE, "男性": Sex.MALE,
     "女": Sex.FEMALE, "F": Sex.FEMALE, "FEMALE": Sex.FEMALE, "2": Sex.FEMALE, "女性": Sex.FEMALE,
 }  # fmt: skip
-_DATE_PARTS = re.compile(r"^(\d{4})\D?(\d{1,2})\D?(\d{1,2})\D?$")
+_DATE_PARTS = re.compile(r"^(\d{4})\D?(\d{1,2})\D?(\d{1,2})\D?$", re.ASCII)
 
 
 def parse_sex(value: object) -> Sex | None:

@@ -64,9 +64,12 @@ class PrefillStats(BaseModel):
 
 
 def summarize_prefill(
-    days: Iterable[tuple[str, Mapping[str, Any]]], grids: Collection[str] | None
+    days: Iterable[tuple[str, Mapping[str, Any]]],
+    grids: Collection[str] | None,
+    forms: Collection[str] | None = None,
 ) -> PrefillStats:
-    """Add up the days' ``PREFILL`` items (day, plain attributes), keeping only ``grids`` (None: all)."""
+    """Add up the days' ``PREFILL`` items (day, plain attributes), keeping only ``grids`` and
+    ``forms`` (None: all; a department sees the forms it owns)."""
     total = PrefillCounts()
     by_form: dict[str, PrefillCounts] = {}
     by_pair: dict[str, dict[str, PrefillCounts]] = {}
@@ -78,7 +81,7 @@ def summarize_prefill(
             if len(parts) != 4 or parts[3] not in KINDS:
                 continue
             form_id, community, grid, kind = parts
-            if grids is not None and grid not in grids:
+            if (grids is not None and grid not in grids) or (forms is not None and form_id not in forms):
                 continue
             try:
                 value = int(raw)

@@ -4,7 +4,10 @@
 value with :mod:`smartzone.population.rules`, keeps its lineage, and raises review items for
 disagreements (name), contradictions with the ID (sex, birth date), unresolved ties and steward
 decisions that new values have re-opened. Steward ``set_field`` decisions are the top-priority
-source; ``dismiss`` closes an item while its candidate values stay the same. Output is sorted
+source; ``dismiss`` closes an item while its candidate values stay the same. The same rule holds
+for every decided item: while its candidate values are a subset of the decision's
+``candidates_seen`` it stays closed (not emitted); once they are not, it is emitted with
+``reopens`` = the decision's id, and the store opens it again. Output is sorted
 (records by ``id_key``, items by ``item_id``), so it never depends on input order.
 """
 
@@ -54,7 +57,10 @@ class Decisions:
         self.set_field: dict[tuple[str, str], StewardDecision] = {}
         self.dismissed: dict[str, StewardDecision] = {}
         self.links: dict[tuple[str, int], StewardDecision] = {}
+        self.by_item: dict[str, StewardDecision] = {}
         for decision in sorted(decisions, key=lambda d: (d.decided_at, d.decision_id)):  # later wins
+            if decision.item_id:
+                self.by_item[decision.item_id] = decision
             if decision.action is DecisionAction.SET_FIELD and decision.id_key and decision.field:
                 self.set_field[(decision.id_key, decision.field)] = decision
             elif decision.action is DecisionAction.DISMISS and decision.item_id:
@@ -173,8 +179,8 @@ def _merge_person(
             items.append(_item(ReviewReason.FIELD_CONFLICT, key, field, candidates, best[4]))
         elif tie:
             items.append(_item(ReviewReason.UNRESOLVED_TIE, key, field, candidates, best[4]))
-    if items and decisions.dismissed:
-        items = [i for i in items if not _dismissed(i, decisions)]
+    if items and decisions.by_item:
+        items = [i for i in (_still_decided(i, decisions) for i in items) if i is not None]
     converted = all(r.id_kind == "converted_from_15" for r in rows)
     record = {
         "id_key": key,
@@ -221,11 +227,15 @@ def _item(
     )
 
 
-def _dismissed(item: ReviewItem, decisions: Decisions) -> bool:
-    decision = decisions.dismissed.get(item.item_id)
+def _still_decided(item: ReviewItem, decisions: Decisions) -> ReviewItem | None:
+    """None while a decided item's candidate values stay within what the steward saw (closed);
+    the item marked ``reopens`` once they do not; the item itself when it was never decided."""
+    decision = decisions.by_item.get(item.item_id)
     if decision is None:
-        return False
-    return {c.value for c in item.candidates} <= set(decision.candidates_seen)
+        return item
+    if {c.value for c in item.candidates} <= set(decision.candidates_seen):
+        return None
+    return item.model_copy(update={"reopens": decision.decision_id})
 
 
 def queue_item(row: SourceRow) -> ReviewItem:

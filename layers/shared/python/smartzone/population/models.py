@@ -149,6 +149,9 @@ class ReviewItem(BaseModel):
     """Problem codes (e.g. ID problems: ``check_char``, ``spreadsheet_trailing_zeros``)."""
     row_fields: dict[str, str] = Field(default_factory=dict)
     """For invalid-ID rows: the row's fields (PERSONAL DATA), so nothing is lost."""
+    reopens: str | None = None
+    """The decision this item re-opens: the item was decided, and its candidate values are no longer
+    a subset of what the steward saw (``candidates_seen``); None otherwise."""
 
 
 class StewardDecision(BaseModel):

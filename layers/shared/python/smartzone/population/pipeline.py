@@ -5,8 +5,9 @@ buffered per partition (at most ``FLUSH_ROWS`` each) and appended to spill files
 partition's hex prefix (never by an ID); then each partition is loaded and merged on its own
 (:func:`smartzone.population.merge.merge_partition`, the same unit the cloud workflow fans out over).
 
-Outputs in ``out``: ``golden.jsonl`` (PLAIN personal data: local use only), ``reviews.jsonl``,
-``rejects.jsonl``, ``report.json`` and ``summary.txt``.
+Outputs in ``out``: ``golden.jsonl`` and ``reviews.jsonl`` (both PLAIN personal data: names,
+phones, ID numbers of candidates and queued rows; local use only), ``rejects.jsonl``,
+``report.json`` and ``summary.txt``.
 """
 
 from __future__ import annotations

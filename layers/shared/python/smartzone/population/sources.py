@@ -168,6 +168,46 @@ CLEANERS: dict[str, Callable[[str], str | None]] = {
 }
 
 
+GOLDEN_FIELDS = frozenset(FIELD_TYPES) - {"id_number"}
+"""Fields a golden record holds values of (what a steward's ``set_field`` may set)."""
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "sex": ("male", "female"),
+    "bool": ("true", "false"),
+    "residence_hint": ("registered", "floating"),
+}
+
+
+def steward_value(field: str, value: str, *, today: date | None = None) -> str:
+    """A steward's ``set_field`` value as the golden value of ``field``, type-checked.
+
+    Coded fields must be given in their golden form (``sex``: ``male``/``female``; booleans
+    ``true``/``false``; ``residence_hint``: ``registered``/``floating``; ``birth_date``: a real,
+    past ``YYYY-MM-DD``); free text, phones and coordinates are cleaned as a source's would be.
+    ``ValueError`` says what is expected (never echoing the value)."""
+    if field not in GOLDEN_FIELDS:
+        raise ValueError(f"field: {field!r} is not a golden field ({', '.join(sorted(GOLDEN_FIELDS))})")
+    kind = FIELD_TYPES[field]
+    choices = _CHOICES.get(field) or _CHOICES.get(kind)
+    if choices is not None:
+        if value not in choices:
+            raise ValueError(f"value: {field} must be one of {', '.join(choices)}")
+        return value
+    if kind == "date":
+        born = None
+        if len(value) == 10 and value[4] == "-" and value[7] == "-" and value.isascii():
+            try:
+                born = date.fromisoformat(value)
+            except ValueError:
+                born = None
+        if born is None or born < idnumbers.EARLIEST_BIRTH or born > (today or date.today()):
+            raise ValueError(f"value: {field} must be a real, past date written YYYY-MM-DD")
+        return value
+    cleaned = CLEANERS[kind](value)
+    if cleaned is None:
+        raise ValueError(f"value: not a valid {field} ({kind})")
+    return cleaned
+
+
 MEMO_TYPES = frozenset({"sex", "bool", "text"})
 """Field types whose cleaned values are memoised per column (few distinct values, or repeated)."""
 MEMO_LIMIT = 1 << 16

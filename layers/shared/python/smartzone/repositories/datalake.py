@@ -196,7 +196,7 @@ class QueryTimeout(TimeoutError):
 
 
 class QueryFailed(RuntimeError):
-    """Athena reports the query failed or was cancelled."""
+    """Athena reports the query failed or was cancelled, or DuckDB raised while running it."""
 
 
 @dataclass(frozen=True)

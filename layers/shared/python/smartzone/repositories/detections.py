@@ -6,7 +6,8 @@ Items (see :mod:`smartzone.repositories.keys`):
   a transient type's order is open it also carries gsi1 ``DETTRANSIENT`` / ``<due iso>#<camera>#<type>``
   so that the sweeper finds the orders due to close themselves with one Query (never a Scan);
 - counters ``DETCOUNT#<day>`` / ``<camera_id>#<type>``: ``below_threshold`` and ``dispatched``
-  (detections merged into orders), maintained with ``ADD``.
+  (detections merged into orders), maintained with ``ADD``, and the camera's ``grid_id`` (so that
+  ``GET /v1/stats`` shows a grid worker only their grids' cameras).
 
 :meth:`DetectionStore.write` writes a :class:`MergePlan` as ONE ``TransactWriteItems``: the state
 (condition: the version it was planned from), the join of the open order (condition: the order is
@@ -32,6 +33,8 @@ from smartzone.repositories.codec import from_item, serialize, to_item
 from smartzone.repositories.workorders import order_item
 
 BATCH_GET_LIMIT = 100
+TRANSACTION_LIMIT = 100
+"""Items one ``TransactWriteItems`` may hold (DynamoDB's limit)."""
 MAX_UNPROCESSED_ROUNDS = 5
 STATE_FIELDS = frozenset(MergeState.model_fields)
 TRANSIENT_PARTITION = "DETTRANSIENT"
@@ -61,6 +64,17 @@ class TransientDue:
     camera_id: str
     type: str
     state: MergeState
+
+
+def transaction_size(plan: MergePlan) -> int:
+    """Items :meth:`DetectionStore.write` puts in the plan's transaction: the state, the join, each
+    new order and the counters."""
+    return (
+        1
+        + (plan.join is not None)
+        + len(plan.new_orders)
+        + (1 if plan.below_threshold or plan.dispatched else 0)
+    )
 
 
 def state_of(item: dict[str, Any]) -> MergeState:
@@ -127,6 +141,27 @@ class DetectionStore:
             if not response.get("LastEvaluatedKey"):
                 return rows
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def counters_of(self, days: Iterable[str], pairs: Iterable[Pair]) -> list[dict[str, Any]]:
+        """The counters of ``pairs`` on each of ``days`` (BatchGetItem, 100 keys a call; never a
+        Query: ``GET /v1/stats`` reads only keys it can name)."""
+        wanted = [
+            to_item(keys.detection_counter_key(day, *pair)) for day in days for pair in sorted(set(pairs))
+        ]
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {self.table_name: {"Keys": wanted[start : start + BATCH_GET_LIMIT]}}
+            for _ in range(MAX_UNPROCESSED_ROUNDS):
+                response = client("dynamodb").batch_get_item(RequestItems=request)
+                rows.extend(
+                    from_item(item) for item in response.get("Responses", {}).get(self.table_name, [])
+                )
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise StoreUnavailable("detection counter keys left unprocessed")
+        return rows
 
     def transient_due(self, now_ms: int, limit: int = 100) -> list[TransientDue]:
         """Merge states whose transient order is due to close (earliest first)."""
@@ -199,21 +234,36 @@ class DetectionStore:
         }
 
     def _counter_update(
-        self, day: str, camera_id: str, detection_type: str, below: int, dispatched: int
+        self, day: str, camera_id: str, detection_type: str, below: int, dispatched: int, grid_id: str
     ) -> dict[str, Any]:
+        values = {":b": serialize(below), ":d": serialize(dispatched)}
+        expression = "ADD below_threshold :b, dispatched :d"
+        if grid_id:
+            expression = f"SET grid_id = :g {expression}"
+            values[":g"] = serialize(grid_id)
         return {
             "Update": {
                 "TableName": self.table_name,
                 "Key": to_item(keys.detection_counter_key(day, camera_id, detection_type)),
-                "UpdateExpression": "ADD below_threshold :b, dispatched :d",
-                "ExpressionAttributeValues": {":b": serialize(below), ":d": serialize(dispatched)},
+                "UpdateExpression": expression,
+                "ExpressionAttributeValues": values,
             }
         }
 
     def write(
-        self, camera_id: str, detection_type: str, plan: MergePlan, *, day: str, now_ms: int
+        self,
+        camera_id: str,
+        detection_type: str,
+        plan: MergePlan,
+        *,
+        day: str,
+        now_ms: int,
+        grid_id: str = "",
+        taken: set[str] | None = None,
     ) -> WriteOutcome:
-        """The plan as one transaction (state, join, new orders, counters)."""
+        """The plan as one transaction (state, join, new orders, counters; at most
+        :data:`TRANSACTION_LIMIT` items, see :func:`transaction_size`). On ``ORDER_EXISTS`` the ids of
+        the new orders whose id was taken are added to ``taken``."""
         kinds: list[str] = ["state"]
         items: list[dict[str, Any]] = [self._state_put(camera_id, detection_type, plan)]
         if plan.join is not None:
@@ -225,8 +275,11 @@ class DetectionStore:
         if plan.below_threshold or plan.dispatched:
             kinds.append("counter")
             items.append(
-                self._counter_update(day, camera_id, detection_type, plan.below_threshold, plan.dispatched)
+                self._counter_update(
+                    day, camera_id, detection_type, plan.below_threshold, plan.dispatched, grid_id
+                )
             )
+        assert len(items) == transaction_size(plan) <= TRANSACTION_LIMIT, len(items)
         try:
             client("dynamodb").transact_write_items(TransactItems=items)
         except ClientError as exc:
@@ -241,29 +294,39 @@ class DetectionStore:
             if "join" in failed:
                 return WriteOutcome.ORDER_NOT_JOINABLE
             if "order" in failed:
+                if taken is not None:
+                    orders = iter(plan.new_orders)
+                    for kind, code in zip(kinds, reasons, strict=False):
+                        order_id = next(orders).order_id if kind == "order" else None
+                        if order_id is not None and code == "ConditionalCheckFailed":
+                            taken.add(order_id)
                 return WriteOutcome.ORDER_EXISTS
             return WriteOutcome.BUSY
         return WriteOutcome.WRITTEN
 
-    def count_only(self, camera_id: str, detection_type: str, *, day: str, below: int) -> None:
+    def count_only(
+        self, camera_id: str, detection_type: str, *, day: str, below: int, grid_id: str = ""
+    ) -> None:
         """Below-threshold detections of a batch that writes nothing else: one ``ADD``."""
-        update = self._counter_update(day, camera_id, detection_type, below, 0)["Update"]
+        update = self._counter_update(day, camera_id, detection_type, below, 0, grid_id)["Update"]
         client("dynamodb").update_item(**update)
 
-    def release_transient(self, camera_id: str, detection_type: str, state: MergeState) -> bool:
-        """Take the state off the transient index (condition: unchanged version). The open order stays
+    def release_transient(self, camera_id: str, detection_type: str, state: MergeState, now_ms: int) -> bool:
+        """Take the state off the transient index (condition: unchanged version and due by ``now_ms``:
+        a state whose order a detection joined meanwhile keeps its new due time). The open order stays
         the one to join: an acknowledged order keeps collecting detections; an expired one is not
         joinable, so the next detection opens a new order."""
         try:
             client("dynamodb").update_item(
                 TableName=self.table_name,
                 Key=to_item(keys.detection_state_key(camera_id, detection_type)),
-                UpdateExpression="SET #v = :nv REMOVE transient_due, gsi1pk, gsi1sk",
-                ConditionExpression="#v = :v",
-                ExpressionAttributeNames={"#v": "version"},
+                UpdateExpression="SET #v = :nv REMOVE #due, gsi1pk, gsi1sk",
+                ConditionExpression="#v = :v AND (attribute_not_exists(#due) OR #due <= :now)",
+                ExpressionAttributeNames={"#v": "version", "#due": "transient_due"},
                 ExpressionAttributeValues={
                     ":v": serialize(state.version),
                     ":nv": serialize(state.version + 1),
+                    ":now": serialize(now_ms),
                 },
             )
         except ClientError as exc:

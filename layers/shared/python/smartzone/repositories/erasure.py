@@ -1,6 +1,9 @@
 """Erasure of one resident's personal data on request (issue 9.5), shared by the API and the tool.
 
-One call, :func:`erase_resident`, given the person's ``id_key`` (never the plain ID):
+One call, :func:`erase_resident`, given the person's ``id_key`` (never the plain ID). A key no
+resident has raises :class:`UnknownResident` (nothing is written, nothing audited) unless the
+erasure is explicitly ``preemptive``: then a tombstone is written so that a later merge run never
+stores the person (a request received before their data arrives).
 
 1. the golden record becomes a tombstone without personal data (``erased_at``; later merge runs
    skip the person, so the data does not come back from the source tables), category memberships,
@@ -23,6 +26,10 @@ from smartzone.domain.audit import AuditAction, AuditEntry
 from smartzone.domain.timeutil import now_ms, to_iso
 from smartzone.repositories.audit import AuditLog
 from smartzone.repositories.residents import ResidentRepository
+
+
+class UnknownResident(LookupError):
+    """No resident has this key (and the erasure was not pre-emptive)."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +64,19 @@ def _erase_form_data(table_name: str, id_key: str) -> dict[str, int]:
 
 
 def erase_resident(
-    table_name: str, id_key: str, *, actor: str, role: str, reason: str, at_ms: int | None = None
+    table_name: str,
+    id_key: str,
+    *,
+    actor: str,
+    role: str,
+    reason: str,
+    at_ms: int | None = None,
+    preemptive: bool = False,
 ) -> ErasureResult:
     at = at_ms if at_ms is not None else now_ms()
-    erased = ResidentRepository(table_name).erase(id_key, to_iso(at))
+    erased = ResidentRepository(table_name).erase(id_key, to_iso(at), preemptive=preemptive)
+    if erased is None:
+        raise UnknownResident("no resident has this key")
     erased.update(_erase_form_data(table_name, id_key))
     entry = AuditLog(table_name).append(
         AuditEntry(

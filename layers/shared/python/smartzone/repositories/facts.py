@@ -1,7 +1,9 @@
 """Stored facts (``FACT#<subject key>``): each fact's current value and its history.
 
 - ``CUR#<fact code>``: the current value with its provenance (``source``: form + version +
-  submission, or an imported table; ``by``; ``at``).
+  submission, or an imported table; ``by``; ``at``; ``collected_at``; the ``grid_id`` and
+  ``community`` it was collected in) and ``collected_at`` (top level, for the write condition:
+  only a value collected no earlier replaces it).
 - ``HIST#<fact code>#<at iso>#<source id>``: one entry per write (value and provenance), never
   changed afterwards (only :meth:`FactRepository.erase_subject` removes them).
 
@@ -30,6 +32,12 @@ def fact_key(subject: str, code: str) -> dict[str, str]:
 
 def history_key(subject: str, code: str, at_iso: str, source_id: str) -> dict[str, str]:
     return {"pk": f"{FACT_PK_PREFIX}{subject}", "sk": f"HIST#{code}#{at_iso}#{source_id}"}
+
+
+def replaces(source: Provenance, stored: FactValue | None) -> bool:
+    """Whether a value from ``source`` becomes the current value over ``stored``: it was collected
+    no earlier (a late offline submission does not replace a newer value; it goes to history)."""
+    return stored is None or source.collected >= stored.source.collected
 
 
 def _source_id(source: Provenance) -> str:
@@ -87,36 +95,67 @@ class FactRepository:
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # -- writes -----------------------------------------------------------------------------------
-    def write_ops(self, subject: str, code: str, value: Any, source: Provenance) -> list[dict[str, Any]]:
-        """The two transaction operations of one fact write: the current value and a history entry."""
+    def write_ops(
+        self, subject: str, code: str, value: Any, source: Provenance, *, replace_current: bool = True
+    ) -> list[dict[str, Any]]:
+        """The transaction operations of one fact write: a history entry, and the current value
+        unless ``replace_current`` is false (the stored value was collected later: see
+        :func:`replaces`). The current-value put is conditioned on being collected no earlier than
+        the stored one, so a transaction racing a newer write is cancelled (reason
+        ``ConditionalCheckFailed`` at that operation) instead of overwriting it."""
         provenance = source.model_dump(mode="json", exclude_none=True)
-        current = {
-            **fact_key(subject, code),
-            "entity": "fact",
-            "subject": subject,
-            "code": code,
-            "value": value,
-            "source": provenance,
-        }
         entry = {
             **history_key(subject, code, source.at, _source_id(source)),
             "entity": "fact_history",
             "value": value,
             "source": provenance,
         }
-        return [
-            {"Put": {"TableName": self.table_name, "Item": to_item(current)}},
-            {"Put": {"TableName": self.table_name, "Item": to_item(entry)}},
-        ]
+        ops: list[dict[str, Any]] = [{"Put": {"TableName": self.table_name, "Item": to_item(entry)}}]
+        if replace_current:
+            current = {
+                **fact_key(subject, code),
+                "entity": "fact",
+                "subject": subject,
+                "code": code,
+                "value": value,
+                "source": provenance,
+                "collected_at": source.collected,
+            }
+            ops.insert(
+                0,
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": to_item(current),
+                        "ConditionExpression": (
+                            "attribute_not_exists(pk) OR attribute_not_exists(#c) OR #c <= :c"
+                        ),
+                        "ExpressionAttributeNames": {"#c": "collected_at"},
+                        "ExpressionAttributeValues": to_item({":c": source.collected}),
+                    }
+                },
+            )
+        return ops
 
     def import_facts(self, rows: Iterable[tuple[str, str, Any]], source: Provenance) -> int:
-        """Write (subject, code, value) rows from an imported table; returns how many were written."""
+        """Write (subject, code, value) rows from an imported table; returns how many were written
+        (each gets a history entry; the current value only where the import is not older)."""
+        rows = list(rows)
+        stored = self.current((subject, code) for subject, code, _ in rows)
         ops: list[dict[str, Any]] = []
         for subject, code, value in rows:
-            ops.extend(self.write_ops(subject, code, value, source))
+            ops.extend(
+                self.write_ops(
+                    subject,
+                    code,
+                    value,
+                    source,
+                    replace_current=replaces(source, stored.get((subject, code))),
+                )
+            )
         for start in range(0, len(ops), TRANSACTION_LIMIT):
             client("dynamodb").transact_write_items(TransactItems=ops[start : start + TRANSACTION_LIMIT])
-        return len(ops) // 2
+        return len(rows)
 
     def erase_subject(self, subject_key: str) -> int:
         """Delete every fact and history entry of one subject (erasure on request); returns how many

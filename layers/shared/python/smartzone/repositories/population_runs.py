@@ -218,8 +218,8 @@ def merge_partition_step(
         record = GoldenRecord.model_validate(data)
         record.classification = classifier.classify(record)
         residents.append(resident_from_golden(record, run_id=run_id, at=at))
-    written = repo.write_residents(residents)
-    repo.write_reviews(result.reviews, at)
+    written = repo.write_residents(residents)  # skips erased residents (tombstones)
+    review_outcome = repo.write_reviews(result.reviews, at)  # skips erased residents' items too
     _put_json(bucket, f"work/{run_id}/counts/p={part}.json", dict(counts_of(written)))
     return {
         "partition": part,
@@ -227,6 +227,7 @@ def merge_partition_step(
         "golden": len(written),
         "skipped_erased": len(residents) - len(written),
         "reviews": dict(Counter(r.reason.value for r in result.reviews)),
+        "review_writes": review_outcome,
     }
 
 

@@ -12,6 +12,9 @@ from smartzone.repositories.clients import client
 
 SEND_BATCH_LIMIT = 10
 MAX_BODY_CHARS = 200_000
+"""A rejected body longer than this is kept cut to this many characters, marked ``"truncated": true``
+(the copy must fit an SQS message). Such a copy is no longer the original message:
+``tools.redrive`` refuses to resend it (skipped, counted as ``truncated body``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,7 @@ class RejectedMessage:
                 "device_id": self.rejection.device_id,
                 "rejected_at": self.rejected_at,
                 "body": self.body[:MAX_BODY_CHARS],
+                **({"truncated": True} if len(self.body) > MAX_BODY_CHARS else {}),
             },
             ensure_ascii=False,
         )

@@ -14,7 +14,8 @@ Personal data (ID numbers, every golden value, candidate values, queued rows' fi
 values) is sealed (:mod:`smartzone.repositories.personal_data`) with the item's ``pk`` as
 associated data; keys, classification and lineage metadata are in clear. Nothing here logs a
 value. An erased resident keeps a tombstone (``erased_at``, no personal data) so that a later
-merge run does not bring the person back (:meth:`ResidentRepository.write_residents` skips it).
+merge run does not bring the person back: :meth:`ResidentRepository.write_residents` and
+:meth:`ResidentRepository.write_reviews` skip golden records and review items of tombstoned keys.
 """
 
 from __future__ import annotations
@@ -194,8 +195,9 @@ class ResidentRepository:
         *,
         limit: int,
         start_key: dict[str, Any] | None = None,
-        grids: Iterable[str] = (),
+        grids: Iterable[str] | None = None,
     ) -> tuple[list[Resident], dict[str, Any] | None]:
+        """Residents of a community; ``grids``: None = every grid, otherwise only these (empty: none)."""
         return self._by_index(keys.GSI2, "gsi2pk", f"RESCOMMUNITY#{community}", limit, start_key, grids)
 
     def _by_index(
@@ -205,7 +207,7 @@ class ResidentRepository:
         value: str,
         limit: int,
         start_key: dict[str, Any] | None,
-        grids: Iterable[str] = (),
+        grids: Iterable[str] | None = None,
     ) -> tuple[list[Resident], dict[str, Any] | None]:
         request: dict[str, Any] = {
             "IndexName": index,
@@ -213,7 +215,9 @@ class ResidentRepository:
             "ExpressionAttributeValues": {":p": serialize(value)},
             "Limit": limit,
         }
-        allowed = sorted(set(grids))
+        allowed = None if grids is None else sorted(set(grids))
+        if allowed is not None and not allowed:  # an empty reach is no resident, never "no filter"
+            return [], None
         if allowed:
             names = [f":g{i}" for i in range(len(allowed))]
             request["FilterExpression"] = f"grid_id IN ({', '.join(names)})"
@@ -313,21 +317,39 @@ class ResidentRepository:
         }
         if item.id_key:
             data.update({"gsi2pk": f"RESREVIEWS#{item.id_key}", "gsi2sk": item.item_id})
+        if item.reopens:
+            data["reopened_from"] = item.reopens
         return data
 
+    def erased_keys(self, id_keys: Iterable[str]) -> set[str]:
+        """The keys among ``id_keys`` whose resident is an erasure tombstone (one BatchGet per 100)."""
+        found = self._batch_get([resident_key(k) for k in set(id_keys)])
+        return {str(d["id_key"]) for d in found if d.get("erased_at")}
+
     def write_reviews(self, items: list[ReviewItem], created_at: str) -> dict[str, int]:
-        """Open review items; one already decided (or erased) is left as it is. Counts by outcome."""
-        outcome = Counter({"opened": 0, "kept_decided": 0})
+        """Open review items. One already decided is left as it is, unless the merge marked it
+        ``reopens`` that very decision (its candidates changed); items of erased residents
+        (tombstones) are never written: they hold the person's names and phones. Counts by outcome."""
+        outcome = Counter({"opened": 0, "kept_decided": 0, "reopened": 0, "skipped_erased": 0})
+        erased = self.erased_keys(i.id_key for i in items if i.id_key)
         for item in items:
+            if item.id_key in erased:
+                outcome["skipped_erased"] += 1
+                continue
+            condition = "attribute_not_exists(pk) OR #s = :open"
+            values: dict[str, Any] = {":open": serialize(OPEN)}
+            if item.reopens:
+                condition += " OR decision_id = :reopens"
+                values[":reopens"] = serialize(item.reopens)
             try:
                 client("dynamodb").put_item(
                     TableName=self.table_name,
                     Item=to_item(self._review_item(item, created_at)),
-                    ConditionExpression="attribute_not_exists(pk) OR #s = :open",
+                    ConditionExpression=condition,
                     ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues={":open": serialize(OPEN)},
+                    ExpressionAttributeValues=values,
                 )
-                outcome["opened"] += 1
+                outcome["reopened" if item.reopens else "opened"] += 1
             except ClientError as exc:
                 if not _is_condition_failure(exc):
                     raise
@@ -441,23 +463,34 @@ class ResidentRepository:
         return found
 
     # -- erasure -------------------------------------------------------------------------------------
-    def erase(self, id_key: str, at: str) -> dict[str, int]:
+    def erase(self, id_key: str, at: str, *, preemptive: bool = False) -> dict[str, int] | None:
         """Erase one person's personal data (right to erasure): keeps a tombstone without any
         personal data, deletes category memberships, the person's review items and decisions, and
-        lowers the counts. Idempotent. Returns what was done, by kind."""
+        lowers the counts. Idempotent. Returns what was done, by kind; None (nothing written) when
+        no resident has the key, unless ``preemptive`` (then a tombstone is written anyway, so that
+        later runs never store the person)."""
         ddb = client("dynamodb")
         key = resident_key(id_key)
-        old = ddb.update_item(
-            TableName=self.table_name,
-            Key=to_item(key),
-            UpdateExpression=(
-                "SET erased_at = :at, id_key = :k, entity = :e "
-                "REMOVE personal, attributes, lineage, registration, age_band, community, grid_id, "
-                "categories, run_id, updated_at, gsi1pk, gsi1sk, gsi2pk, gsi2sk"
-            ),
-            ExpressionAttributeValues=to_item({":at": at, ":k": id_key, ":e": "resident"}),
-            ReturnValues="ALL_OLD",
-        ).get("Attributes")
+        request: dict[str, Any] = {}
+        if not preemptive:
+            request["ConditionExpression"] = "attribute_exists(pk)"
+        try:
+            old = ddb.update_item(
+                TableName=self.table_name,
+                Key=to_item(key),
+                UpdateExpression=(
+                    "SET erased_at = :at, id_key = :k, entity = :e "
+                    "REMOVE personal, attributes, lineage, registration, age_band, community, grid_id, "
+                    "categories, run_id, updated_at, gsi1pk, gsi1sk, gsi2pk, gsi2sk"
+                ),
+                ExpressionAttributeValues=to_item({":at": at, ":k": id_key, ":e": "resident"}),
+                ReturnValues="ALL_OLD",
+                **request,
+            ).get("Attributes")
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return None
         before = from_item(old) if old else {}
         done = Counter({"resident": 1 if before.get("personal") else 0})
         members = self._memberships(key["pk"])

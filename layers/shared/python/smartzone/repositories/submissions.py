@@ -5,7 +5,11 @@ id is new (the client's submission id: an offline retry fails the condition and 
 is cancelled as a whole), the fact writes (current value + history, see
 :mod:`smartzone.repositories.facts`) and an ``ADD`` to the day's prefill counters
 (``STATS#<day>`` / ``PREFILL``; attribute ``<form>|<community>|<grid>|<outcome>``). So facts
-and counters change exactly once per submission, however often it is retried.
+and counters change exactly once per submission, however often it is retried. A cancellation
+by ``TransactionConflict`` (another submission writing the same counters or facts) is retried
+with jittered backoff, then answered 503 (:class:`SubmissionBusy`); a fact write whose condition
+failed (a later-collected value arrived meanwhile) raises :class:`StaleFacts` for the caller to
+plan again.
 
 Indexes: gsi1 ``FORMSUBS#<form>`` / ``<received>#<id>`` (a form's submissions: departments,
 exports), gsi2 ``FORMGRIDSUBS#<form>#<grid>`` / same (one grid's: grid workers). Dates filter
@@ -14,12 +18,15 @@ the sort key; pages continue with DynamoDB's ``LastEvaluatedKey`` (signed by the
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from smartzone.domain.errors import ServiceError
 from smartzone.domain.forms import Submission
 from smartzone.domain.prefill_stats import PREFILL_PART, counter_name
 from smartzone.repositories import keys
@@ -27,6 +34,8 @@ from smartzone.repositories.clients import client
 from smartzone.repositories.codec import from_item, to_item
 
 BATCH_GET_LIMIT = 100
+TRANSACTION_CONFLICT_RETRIES = 4
+"""Attempts after the first when the transaction conflicts with another (jittered backoff)."""
 
 
 class DuplicateSubmission(Exception):
@@ -35,6 +44,25 @@ class DuplicateSubmission(Exception):
     def __init__(self, existing: Submission) -> None:
         super().__init__(existing.submission_id)
         self.existing = existing
+
+
+class StaleFacts(Exception):
+    """A fact the submission replaces got a later-collected value since it was read (nothing was
+    written): read the facts again and plan the writes anew."""
+
+
+class SubmissionBusy(ServiceError):
+    """The transaction kept conflicting with concurrent submissions: 503, the app retries later
+    (the submission id makes the retry safe)."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "提交繁忙,请稍后重试 (too many submissions at once; please retry shortly)",
+            field="client_submission_id",
+        )
 
 
 def submission_key(submission_id: str) -> dict[str, str]:
@@ -68,8 +96,9 @@ class SubmissionRepository:
     def record(self, submission: Submission, fact_ops: Sequence[dict[str, Any]], day: str) -> Submission:
         """Store the submission, its fact writes and its counters at once (see the module doc).
 
-        Raises :class:`DuplicateSubmission` when the id exists (nothing is written then).
-        """
+        Raises :class:`DuplicateSubmission` when the id exists, :class:`StaleFacts` when a fact's
+        current value was replaced by a later-collected one meanwhile, :class:`SubmissionBusy` when
+        conflicts persist after the retries (nothing is written in any of these cases)."""
         item = {
             **submission_key(submission.submission_id),
             "entity": "form_submission",
@@ -105,18 +134,35 @@ class SubmissionRepository:
                 }
             },
         ]
-        try:
-            client("dynamodb").transact_write_items(TransactItems=ops)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                existing = self.get(submission.submission_id)
-                if existing is not None:
-                    raise DuplicateSubmission(existing) from exc
-            raise
-        return submission
+        for attempt in range(TRANSACTION_CONFLICT_RETRIES + 1):
+            try:
+                client("dynamodb").transact_write_items(TransactItems=ops)
+                return submission
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+                if (
+                    code == "TransactionCanceledException"
+                    and reasons
+                    and reasons[0] == "ConditionalCheckFailed"
+                ):
+                    existing = self.get(submission.submission_id)
+                    if existing is not None:
+                        raise DuplicateSubmission(existing) from exc
+                if code == "TransactionCanceledException" and "ConditionalCheckFailed" in reasons[1:]:
+                    # A fact's current value was replaced by a later-collected one since it was read.
+                    raise StaleFacts(submission.submission_id) from exc
+                conflict = code == "TransactionConflictException" or (
+                    code == "TransactionCanceledException" and "TransactionConflict" in reasons
+                )
+                if not conflict:
+                    raise
+                # Another submission is writing the day's counters or the same facts right now
+                # (botocore does not retry this): back off with jitter, then a 503, never a 500.
+                if attempt == TRANSACTION_CONFLICT_RETRIES:
+                    raise SubmissionBusy() from exc
+                time.sleep(random.uniform(0, min(0.05 * 2**attempt, 1.0)))  # full jitter
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def query(
         self,
