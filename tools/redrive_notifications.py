@@ -88,6 +88,11 @@ def _release(queue_url: str, receipt_handles: list[str]) -> None:
         )
 
 
+MAX_STALE_ROUNDS = 5
+"""Receives in a row that bring only messages already seen before the run gives up (a visibility
+timeout shorter than the receives would otherwise loop forever)."""
+
+
 def redrive(
     queue_url: str | None = None,
     topic_arn: str | None = None,
@@ -110,6 +115,7 @@ def redrive(
     sqs = client("sqs")
     report = RedriveReport(dry_run=dry_run)
     seen: set[str] = set()
+    stale_rounds = 0
     held: list[str] = []  # receipt handles of messages that stay in the queue
 
     def say(line: str) -> None:
@@ -125,10 +131,21 @@ def redrive(
                 WaitTimeSeconds=wait_s,
                 VisibilityTimeout=visibility_timeout_s,
             ).get("Messages", [])
+            if not messages:
+                break  # only an empty receive ends the run: held messages may reappear meanwhile
             fresh = [m for m in messages if m["MessageId"] not in seen]
-            held.extend(m["ReceiptHandle"] for m in messages if m["MessageId"] in seen)
-            if not fresh:
+            stale_rounds = 0 if fresh else stale_rounds + 1
+            if stale_rounds > MAX_STALE_ROUNDS:
+                report.errors.append("held messages keep reappearing: run the command again to continue")
                 break
+            for again in (m for m in messages if m["MessageId"] in seen):
+                # Seen before and back (its hold ran out): hide it again, keep looking for new ones.
+                sqs.change_message_visibility(
+                    QueueUrl=queue_url,
+                    ReceiptHandle=again["ReceiptHandle"],
+                    VisibilityTimeout=visibility_timeout_s,
+                )
+                held.append(again["ReceiptHandle"])
             for message in fresh:
                 seen.add(message["MessageId"])
                 report.found += 1

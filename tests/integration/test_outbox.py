@@ -634,3 +634,19 @@ def test_given_parked_events_when_the_cli_runs_with_max_then_it_handles_that_man
     assert code == 0
     assert "found 2, published 2, failed 0, left 1" in capsys.readouterr().out
     assert len(workers.received("G03")) == 2
+
+
+def test_given_held_messages_that_reappear_at_once_when_redriving_then_the_run_stops_with_a_note_not_a_loop(
+    resources: LocalResources, workers: Workers, parked_one: str
+) -> None:
+    """A hold of 0 s makes every foreign message come straight back: the run must still end,
+    having delivered the parked event and saying why it stopped."""
+    for k in range(12):
+        client("sqs").send_message(QueueUrl=resources.retry_queue_url, MessageBody=f"not a parked event {k}")
+
+    report = redrive(wait_s=0, visibility_timeout_s=0)
+
+    assert report.published == 1
+    assert [d.event["event_id"] for d in workers.received("G03")] == [parked_one]
+    assert report.left == 12  # every foreign message is still in the queue, none deleted
+    assert any("run the command again" in error for error in report.errors)
