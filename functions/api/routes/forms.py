@@ -55,7 +55,6 @@ from smartzone.domain.identity import Caller
 from smartzone.domain.masking import MaskDecision, mask_for
 from smartzone.domain.statistics import PeriodError, parse_period, stats_day
 from smartzone.domain.timeutil import SHANGHAI, TimestampError, now_ms, parse_ts_ms, to_iso
-from smartzone.repositories.clients import client
 from smartzone.repositories.cursor import decode_cursor, encode_cursor
 from smartzone.repositories.devices import DeviceRepository
 from smartzone.repositories.exports import ExportRepository, enqueue
@@ -72,7 +71,7 @@ from smartzone.settings import get_settings
 from ..context import caller_of, cursor_secret, grids_of, users
 from ..errors import ConflictError, ForbiddenError, NotFoundError, Unprocessable
 from .form_access import audit_unmasked, department_of
-from .uploads import EXPIRES_S, MAX_UPLOAD_BYTES, ImageType, upload_key
+from .uploads import MAX_UPLOAD_BYTES, ImageType, photo_ticket
 
 router = Router()
 
@@ -839,26 +838,8 @@ def post_attachment(
     caller = caller_of(router)
     form = _visible(forms().get(form_id), caller)
     _check_fill(form, caller, None)
-    bucket = get_settings().uploads_bucket
-    at = now_ms()
-    key = upload_key(caller.username, request.content_type, at)
-    post = client("s3").generate_presigned_post(
-        Bucket=bucket,
-        Key=key,
-        Fields={"Content-Type": request.content_type.value},
-        Conditions=[
-            {"Content-Type": request.content_type.value},
-            ["content-length-range", 1, request.size_bytes],
-        ],
-        ExpiresIn=EXPIRES_S,
-    )
-    return AttachmentTicket(
-        url=post["url"],
-        fields={k: str(v) for k, v in post["fields"].items()},
-        key=key,
-        expires_at=to_iso(at + EXPIRES_S * 1000),
-        max_bytes=request.size_bytes,
-    )
+    ticket = photo_ticket(caller.username, request.content_type, request.size_bytes)
+    return AttachmentTicket(**ticket.model_dump())
 
 
 # -- exports ---------------------------------------------------------------------------------------------

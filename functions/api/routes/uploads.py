@@ -73,23 +73,21 @@ def upload_key(username: str, content_type: ImageType, at_ms: int) -> str:
     return f"{UPLOAD_PREFIX}{day}/{who}/{uuid.uuid4().hex}.{EXTENSIONS[content_type.value]}"
 
 
-@router.post("/", summary="A presigned S3 POST for one photo", tags=["uploads"], status_code=201)
-def post_upload(request: Annotated[UploadRequest, Body(embed=False)]) -> UploadTicket:
-    caller = caller_of(router)
+def photo_ticket(username: str, content_type: ImageType, size_bytes: int) -> UploadTicket:
+    """A presigned POST for one photo of ``username`` (also used for form attachments)."""
     bucket = get_settings().uploads_bucket
     if not bucket:
         raise RuntimeError("UPLOADS_BUCKET is not configured")
     at = now_ms()
-    key = upload_key(caller.username, request.content_type, at)
-    content_type = request.content_type.value
+    key = upload_key(username, content_type, at)
     conditions: list[Any] = [  # boto3 adds the bucket and the exact key itself
-        {"Content-Type": content_type},
-        ["content-length-range", 1, request.size_bytes],
+        {"Content-Type": content_type.value},
+        ["content-length-range", 1, size_bytes],
     ]
     post = client("s3").generate_presigned_post(
         Bucket=bucket,
         Key=key,
-        Fields={"Content-Type": content_type},
+        Fields={"Content-Type": content_type.value},
         Conditions=conditions,
         ExpiresIn=EXPIRES_S,
     )
@@ -98,5 +96,10 @@ def post_upload(request: Annotated[UploadRequest, Body(embed=False)]) -> UploadT
         fields={k: str(v) for k, v in post["fields"].items()},
         key=key,
         expires_at=to_iso(at + EXPIRES_S * 1000),
-        max_bytes=request.size_bytes,
+        max_bytes=size_bytes,
     )
+
+
+@router.post("/", summary="A presigned S3 POST for one photo", tags=["uploads"], status_code=201)
+def post_upload(request: Annotated[UploadRequest, Body(embed=False)]) -> UploadTicket:
+    return photo_ticket(caller_of(router).username, request.content_type, request.size_bytes)
