@@ -12,7 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver, Router
 
-from smartzone.domain.identity import Caller, InvalidCaller
+from smartzone.domain.identity import Caller, InvalidCaller, Role
 from smartzone.repositories.users import UserRepository
 from smartzone.settings import get_settings
 
@@ -42,6 +42,21 @@ def grids_of(router: Router | APIGatewayRestResolver, caller: Caller) -> frozens
     grids = users().grids_of(caller.username)
     router.append_context(caller_grids=grids)
     return grids
+
+
+def department_of(router: Router | APIGatewayRestResolver, caller: Caller) -> str | None:
+    """The department the caller acts for: the ``department`` role and an active registry entry
+    with a ``department_id`` (looked up once per request), else None."""
+    if "caller_department" in router.context:
+        cached = router.context["caller_department"]
+        return cached if isinstance(cached, str) else None
+    department: str | None = None
+    if Role.DEPARTMENT in caller.roles:
+        profile = users().get(caller.username)
+        if profile is not None and profile.active and profile.department_id:
+            department = profile.department_id
+    router.append_context(caller_department=department)
+    return department
 
 
 def check_body_size(router: Router | APIGatewayRestResolver) -> None:

@@ -17,13 +17,14 @@ from functools import cache
 from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver, Router
 
 from smartzone.domain.catalogue import Resource, code_from_path
-from smartzone.domain.identity import Caller, Role
+from smartzone.domain.identity import Caller
 from smartzone.domain.sharing import AccessDecision, AccessLogEntry, decide_access
 from smartzone.repositories.catalogue import CatalogueRepository
 from smartzone.repositories.sharing import SharingRepository
 from smartzone.settings import get_settings
 
-from .context import caller_of, users
+from .context import caller_of
+from .context import department_of as caller_department
 from .errors import ForbiddenError, NotFoundError
 
 
@@ -51,17 +52,8 @@ def current_time() -> datetime:
 
 
 def department_of(router: Router | APIGatewayRestResolver, caller: Caller) -> str | None:
-    """The department the caller acts for: ``department`` role and an active registry entry with a
-    ``department_id`` (looked up once per request), else None."""
-    if "caller_department" in router.context:
-        cached = router.context["caller_department"]
-        return cached if isinstance(cached, str) else None
-    department: str | None = None
-    if Role.DEPARTMENT in caller.roles:
-        profile = users().get(caller.username)
-        if profile is not None and profile.active and profile.department_id:
-            department = profile.department_id
-    router.append_context(caller_department=department)
+    """The caller's department (:func:`context.department_of`), holding the request's API key to it."""
+    department = caller_department(router, caller)
     check_api_key(router, department)
     return department
 

@@ -1,4 +1,4 @@
-"""Helpers of the form routes: the caller's department (from the registry) and the audit of
+"""Helpers of the form routes: the forms the caller's department owns and the audit of
 unmasked reads of personal data (masking policy: every unmasked read is audited)."""
 
 from __future__ import annotations
@@ -15,18 +15,7 @@ from smartzone.repositories.audit import AuditLog
 from smartzone.repositories.forms import FormRepository
 from smartzone.settings import get_settings
 
-from ..context import users
-
-
-def department_of(router: Router, caller: Caller) -> str | None:
-    """The caller's department from the user registry (looked up once per request)."""
-    cached = router.context.get("caller_department")
-    if isinstance(cached, str):
-        return cached or None
-    profile = users().get(caller.username)
-    department = profile.department_id if profile is not None and profile.active else None
-    router.append_context(caller_department=department or "")
-    return department
+from ..context import department_of
 
 
 def owned_forms(router: Router, caller: Caller) -> frozenset[str]:

@@ -68,9 +68,9 @@ from smartzone.repositories.submissions import (
 )
 from smartzone.settings import get_settings
 
-from ..context import caller_of, cursor_secret, grids_of, users
+from ..context import caller_of, cursor_secret, department_of, grids_of, users
 from ..errors import ConflictError, ForbiddenError, NotFoundError, Unprocessable
-from .form_access import audit_unmasked, department_of
+from .form_access import audit_unmasked
 from .uploads import MAX_UPLOAD_BYTES, ImageType, photo_ticket
 
 router = Router()
