@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 from smartzone.domain.facts import CATALOGUE, SubjectType, ValueType, fact, value_schema
 
@@ -133,6 +134,9 @@ class FormDraft(BaseModel):
 
     @model_validator(mode="after")
     def _valid_schema(self) -> FormDraft:
+        from jsonschema import Draft202012Validator  # lazy: the API imports this module at start
+        from jsonschema.exceptions import SchemaError
+
         try:
             Draft202012Validator.check_schema(build_schema(self.title_zh, self.fields))
         except SchemaError as exc:
@@ -252,6 +256,8 @@ _TYPE_ZH = {"integer": "整数", "number": "数字", "string": "文本", "boolea
 
 def validate_values(form: FormDefinition, values: dict[str, Any]) -> list[FieldProblem]:
     """Every problem of ``values`` against the form version's schema, one per field, in field order."""
+    from jsonschema import Draft202012Validator
+
     validator = Draft202012Validator(form.json_schema())
     labels = {f.name: f.label_zh for f in form.fields}
     order = {f.name: (f.order, f.name) for f in form.fields}
