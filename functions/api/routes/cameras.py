@@ -39,13 +39,20 @@ from smartzone.domain.registry import GRID_ID_RE, Latitude, Longitude
 from smartzone.domain.routing import route_point
 from smartzone.domain.workorders import RoutingMethod
 from smartzone.repositories.cameras import CameraRecord, CameraRepository, CameraStoreError
-from smartzone.repositories.cursor import InvalidCursor, decode_cursor, encode_cursor
 from smartzone.repositories.grid_areas import GridAreaRepository
 from smartzone.settings import get_settings
 
-from ..context import caller_of, cursor_secret, grids_of
+from ..context import caller_of, grids_of
 from ..errors import ConflictError, ForbiddenError, NotFoundError, Unprocessable
-from .devices import FieldError, devices_repo, json_response
+from ..registry_routes import (
+    FieldError,
+    RowImport,
+    list_partitions,
+    partition_cursor,
+    partition_scope,
+    read_partition_cursor,
+)
+from .devices import devices_repo, json_response
 
 router = Router()
 
@@ -226,18 +233,6 @@ def _require_grid(grid_id: str) -> None:
 
 
 # -- list and detail -----------------------------------------------------------------------------------
-def _read_cursor(cursor: str | None, scope: str, partitions: int) -> tuple[int, dict[str, Any] | None]:
-    if cursor is None:
-        return 0, None
-    value = decode_cursor(cursor, scope, cursor_secret())
-    position, key = value.get("p"), value.get("k")
-    if not isinstance(position, int) or not 0 <= position < partitions:
-        raise InvalidCursor("cursor is not valid")
-    if key is not None and not isinstance(key, dict):
-        raise InvalidCursor("cursor is not valid")
-    return position, key
-
-
 @router.get("/", summary="List cameras (grid workers: their grids')")
 def list_cameras(
     grid_id: Annotated[str | None, Query(max_length=16, description="only this grid's cameras")] = None,
@@ -245,21 +240,11 @@ def list_cameras(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> CameraList:
-    caller = caller_of(router)
-    grids = visible_grids(caller)
-    partitions: list[str | None]
-    if grid_id is not None:
-        if grids is not None and grid_id not in grids:
-            raise NotFoundError("grid not found")
-        partitions = [grid_id]
-    elif grids is None:
-        partitions = [None]
-    else:
-        partitions = list(sorted(grids))
+    partitions = list_partitions(grid_id, visible_grids(caller_of(router)))
     if not partitions:
         return CameraList(items=[], next_cursor=None)
-    scope = f"cameras|{','.join(p or '*' for p in partitions)}|{kind.value if kind else ''}"
-    position, key = _read_cursor(cursor, scope, len(partitions))
+    scope = partition_scope("cameras", partitions, kind.value if kind else "")
+    position, key = read_partition_cursor(cursor, scope, len(partitions))
 
     repo = cameras_repo()
     items: list[CameraOut] = []
@@ -272,11 +257,7 @@ def list_cameras(
             key = page.last_key
         else:
             position, key = position + 1, None
-    next_cursor = (
-        encode_cursor({"p": position, "k": key}, scope, cursor_secret())
-        if position < len(partitions)
-        else None
-    )
+    next_cursor = partition_cursor(position, key, scope, len(partitions))
     return CameraList(items=items, next_cursor=next_cursor)
 
 
@@ -339,13 +320,6 @@ def patch_camera(
     return CameraWriteResult(camera_id=camera_id, status=outcome, camera=out_of(record))
 
 
-def _row_errors(error: ValidationError) -> list[FieldError]:
-    return [
-        FieldError(field=".".join(str(p) for p in err["loc"]) or "row", message=err["msg"])
-        for err in error.errors()
-    ]
-
-
 @router.post("/import", summary="Bulk create or update cameras (admin); per-row results")
 def import_cameras(
     rows: Annotated[list[Any], Body(max_length=MAX_IMPORT_ROWS, description="camera rows")],
@@ -353,70 +327,25 @@ def import_cameras(
     caller = caller_of(router)
     if not caller.is_admin:
         raise ForbiddenError("only administrators may import cameras")
-    results: list[CameraImportRowResult] = []
-    valid: dict[int, Camera] = {}
-    seen: dict[str, int] = {}
-    areas_needed = False
-    parsed_rows: list[tuple[int, CameraImportRow]] = []
-    for index, raw in enumerate(rows):
-        shown = raw.get("camera_id") if isinstance(raw, dict) else None
-        shown_id = shown if isinstance(shown, str) and len(shown) <= 32 else None
-        results.append(CameraImportRowResult(row=index, camera_id=shown_id, status="unchanged"))
-        if not isinstance(raw, dict):
-            results[index] = CameraImportRowResult(
-                row=index, status="error", errors=[FieldError(field="row", message="must be an object")]
-            )
-            continue
-        try:
-            parsed = CameraImportRow.model_validate(raw)
-        except ValidationError as error:
-            results[index] = CameraImportRowResult(
-                row=index, camera_id=shown_id, status="error", errors=_row_errors(error)
-            )
-            continue
-        if parsed.camera_id in seen:
-            results[index] = CameraImportRowResult(
-                row=index,
-                camera_id=parsed.camera_id,
-                status="error",
-                errors=[FieldError(field="camera_id", message=f"duplicate of row {seen[parsed.camera_id]}")],
-            )
-            continue
-        seen[parsed.camera_id] = index
-        areas_needed = areas_needed or parsed.grid_id is None
-        parsed_rows.append((index, parsed))
-    if areas_needed:
+    rows_in = RowImport(rows, CameraImportRow, "camera_id")
+    if any(parsed.grid_id is None for _, parsed in rows_in.parsed):
         grid_areas().all()  # one read for the whole import
-    for index, parsed in parsed_rows:
+    valid: list[tuple[int, Camera]] = []
+    for index, parsed in rows_in.parsed:
         try:
-            valid[index] = camera_from(parsed.camera_id, parsed)
+            valid.append((index, camera_from(parsed.camera_id, parsed)))
         except Unprocessable as error:
-            results[index] = CameraImportRowResult(
-                row=index,
-                camera_id=parsed.camera_id,
-                status="error",
-                errors=[FieldError(field=error.field or "row", message=error.message)],
+            rows_in.fail(
+                index, parsed.camera_id, FieldError(field=error.field or "row", message=error.message)
             )
-    known = devices_repo().get_grids(sorted({c.grid_id for c in valid.values()}))
-    writable: list[Camera] = []
-    for index, camera in valid.items():
-        if camera.grid_id in known:
-            writable.append(camera)
-        else:
-            results[index] = CameraImportRowResult(
-                row=index,
-                camera_id=camera.camera_id,
-                status="error",
-                errors=[FieldError(field="grid_id", message=f"grid {camera.grid_id} does not exist")],
-            )
-    outcome = cameras_repo().put_many(writable) if writable else {}
-    for index, camera in valid.items():
-        if results[index].status != "error" and camera.camera_id in outcome:
-            results[index].status = outcome[camera.camera_id]
-    counts = {status: 0 for status in ("created", "updated", "unchanged", "error")}
-    for result in results:
-        counts[result.status] += 1
-    return CameraImportResult(rows=results, counts=counts)
+    known = devices_repo().get_grids(sorted({c.grid_id for _, c in valid}))
+    writable = rows_in.in_known_grids(valid, known, lambda c: c.camera_id, lambda c: c.grid_id)
+    rows_in.apply(cameras_repo().put_many(writable) if writable else {})
+    results = [
+        CameraImportRowResult(row=v.row, camera_id=v.key, status=v.status, errors=v.errors)
+        for v in rows_in.verdicts
+    ]
+    return CameraImportResult(rows=results, counts=rows_in.counts())
 
 
 __all__ = ["CameraOut", "camera_from", "router"]

@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from smartzone.domain.alarms import DeviceState
 from smartzone.domain.device_status import LiveStatus, active_windows, is_expired, live_status
@@ -44,13 +44,21 @@ from smartzone.domain.registry import (
 )
 from smartzone.domain.timeutil import TimestampError, now_ms, parse_ts_ms, to_iso
 from smartzone.domain.workorders import OPEN_STATUSES, WorkOrder
-from smartzone.repositories.cursor import InvalidCursor, decode_cursor, encode_cursor
 from smartzone.repositories.devices import DeviceRecord, DeviceRepository
 from smartzone.repositories.workorders import WorkOrderRepository
 from smartzone.settings import get_settings
 
-from ..context import caller_of, cursor_secret, grids_of
+from ..context import caller_of, grids_of
 from ..errors import ConflictError, ForbiddenError, NotFoundError, Unprocessable
+from ..registry_routes import (
+    FieldError,
+    RowImport,
+    RowStatus,
+    list_partitions,
+    partition_cursor,
+    partition_scope,
+    read_partition_cursor,
+)
 
 router = Router()
 M = TypeVar("M", bound=BaseModel)
@@ -166,14 +174,6 @@ class ImportRow(DeviceRegistration):
         if not is_valid_device_id(value):
             raise ValueError("device_id must look like MH-0178")
         return value
-
-
-class FieldError(BaseModel):
-    field: str
-    message: str
-
-
-RowStatus = Literal["created", "updated", "unchanged", "error"]
 
 
 class ImportRowResult(BaseModel):
@@ -339,18 +339,6 @@ def json_response(status: int, model: M) -> Response[M]:
 
 
 # -- list ------------------------------------------------------------------------------------------------
-def _read_cursor(cursor: str | None, scope: str, partitions: int) -> tuple[int, dict[str, Any] | None]:
-    if cursor is None:
-        return 0, None
-    value = decode_cursor(cursor, scope, cursor_secret())
-    position, key = value.get("p"), value.get("k")
-    if not isinstance(position, int) or not 0 <= position < partitions:
-        raise InvalidCursor("cursor is not valid")
-    if key is not None and not isinstance(key, dict):
-        raise InvalidCursor("cursor is not valid")
-    return position, key
-
-
 @router.get("/", summary="List devices with their live status")
 def list_devices(
     grid_id: Annotated[str | None, Query(max_length=16, description="only this grid's devices")] = None,
@@ -359,20 +347,11 @@ def list_devices(
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> DeviceList:
     caller = caller_of(router)
-    grids = visible_grids(caller)
-    partitions: list[str | None]
-    if grid_id is not None:
-        if grids is not None and grid_id not in grids:
-            raise NotFoundError("grid not found")
-        partitions = [grid_id]
-    elif grids is None:
-        partitions = [None]
-    else:
-        partitions = list(sorted(grids))
+    partitions = list_partitions(grid_id, visible_grids(caller))
     if not partitions:
         return DeviceList(items=[], next_cursor=None)
-    scope = f"devices|{','.join(p or '*' for p in partitions)}|{status.value if status else ''}"
-    position, key = _read_cursor(cursor, scope, len(partitions))
+    scope = partition_scope("devices", partitions, status.value if status else "")
+    position, key = read_partition_cursor(cursor, scope, len(partitions))
 
     repo = devices_repo()
     at = now_ms()
@@ -397,11 +376,7 @@ def list_devices(
             key = page.last_key
         else:
             position, key = position + 1, None
-    next_cursor = (
-        encode_cursor({"p": position, "k": key}, scope, cursor_secret())
-        if position < len(partitions)
-        else None
-    )
+    next_cursor = partition_cursor(position, key, scope, len(partitions))
     return DeviceList(items=items, next_cursor=next_cursor)
 
 
@@ -414,18 +389,6 @@ def get_device(device_id: Annotated[str, DEVICE_ID_PARAM]) -> DeviceDetail:
 
 
 # -- registry writes (admin) -----------------------------------------------------------------------------
-def _field_errors(error: ValidationError) -> list[FieldError]:
-    out = []
-    for err in error.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "row"
-        out.append(FieldError(field=where, message=err["msg"]))
-    return out
-
-
-def _unknown_grid(grid_id: str) -> FieldError:
-    return FieldError(field="grid_id", message=f"grid {grid_id} does not exist")
-
-
 @router.put("/<device_id>", summary="Create or update a device's registry record (admin)")
 def put_device(
     device_id: Annotated[str, DEVICE_ID_PARAM], body: Annotated[DeviceRegistration, Body()]
@@ -457,65 +420,17 @@ def import_devices(
 ) -> ImportResult:
     caller = caller_of(router)
     require_admin(caller, "import devices")
-    results: list[ImportRowResult] = []
-    valid: list[tuple[int, Device]] = []
-    seen: dict[str, int] = {}
-    for index, raw in enumerate(rows):
-        raw_id = raw.get("device_id") if isinstance(raw, dict) else None
-        shown_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= 32 else None
-        if not isinstance(raw, dict):
-            results.append(
-                ImportRowResult(
-                    row=index,
-                    status="error",
-                    errors=[FieldError(field="row", message="must be an object")],
-                )
-            )
-            continue
-        try:
-            parsed = ImportRow.model_validate(raw)
-        except ValidationError as error:
-            results.append(
-                ImportRowResult(row=index, device_id=shown_id, status="error", errors=_field_errors(error))
-            )
-            continue
-        if parsed.device_id in seen:
-            results.append(
-                ImportRowResult(
-                    row=index,
-                    device_id=parsed.device_id,
-                    status="error",
-                    errors=[
-                        FieldError(
-                            field="device_id",
-                            message=f"duplicate of row {seen[parsed.device_id]} in this import",
-                        )
-                    ],
-                )
-            )
-            continue
-        seen[parsed.device_id] = index
-        valid.append((index, parsed.to_device(parsed.device_id)))
-        results.append(ImportRowResult(row=index, device_id=parsed.device_id, status="unchanged"))
-
+    rows_in = RowImport(rows, ImportRow, "device_id", duplicate_suffix=" in this import")
+    valid = [(index, parsed.to_device(parsed.device_id)) for index, parsed in rows_in.parsed]
     repo = devices_repo()
     known_grids = repo.get_grids(sorted({d.grid_id for _, d in valid}))
-    writable: list[Device] = []
-    for index, device in valid:
-        if device.grid_id in known_grids:
-            writable.append(device)
-        else:
-            results[index] = ImportRowResult(
-                row=index, device_id=device.device_id, status="error", errors=[_unknown_grid(device.grid_id)]
-            )
-    outcome = repo.register_devices(writable) if writable else {}
-    for index, device in valid:
-        if device.device_id in outcome and results[index].status != "error":
-            results[index].status = outcome[device.device_id]  # type: ignore[assignment]
-    counts = {status: 0 for status in ("created", "updated", "unchanged", "error")}
-    for result in results:
-        counts[result.status] += 1
-    return ImportResult(rows=results, counts=counts)
+    writable = rows_in.in_known_grids(valid, known_grids, lambda d: d.device_id, lambda d: d.grid_id)
+    rows_in.apply(repo.register_devices(writable) if writable else {})
+    results = [
+        ImportRowResult(row=v.row, device_id=v.key, status=v.status, errors=v.errors)
+        for v in rows_in.verdicts
+    ]
+    return ImportResult(rows=results, counts=rows_in.counts())
 
 
 # -- maintenance windows -------------------------------------------------------------------------------

@@ -22,9 +22,8 @@ from smartzone.domain.timeutil import now_ms, to_iso
 from smartzone.repositories import keys
 from smartzone.repositories.clients import client
 from smartzone.repositories.codec import from_item, to_item
+from smartzone.repositories.dynamo_ops import batch_get_items, batch_put_items, query_index_page
 
-BATCH_GET_LIMIT = 100
-BATCH_WRITE_LIMIT = 25
 WriteOutcome = Literal["created", "updated", "unchanged"]
 
 
@@ -88,26 +87,16 @@ class CameraRepository:
         return {camera_id: record.camera for camera_id, record in self.batch_get_records(camera_ids).items()}
 
     def batch_get_records(self, camera_ids: list[str]) -> dict[str, CameraRecord]:
-        found: dict[str, CameraRecord] = {}
-        ids = sorted(set(camera_ids))
-        for start in range(0, len(ids), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [to_item(keys.camera_key(i)) for i in ids[start : start + BATCH_GET_LIMIT]]
-                }
-            }
-            for attempt in range(self.max_unprocessed_retries + 1):
-                response = client("dynamodb").batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    record = camera_from_item(item)
-                    found[record.camera.camera_id] = record
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise CameraStoreError("camera keys left unprocessed")
-        return found
+        items = batch_get_items(
+            client("dynamodb"),
+            self.table_name,
+            [to_item(keys.camera_key(i)) for i in sorted(set(camera_ids))],
+            max_unprocessed_retries=self.max_unprocessed_retries,
+            unprocessed=lambda _: CameraStoreError("camera keys left unprocessed"),
+            sleep=time.sleep,
+        )
+        records = (camera_from_item(item) for item in items)
+        return {record.camera.camera_id: record for record in records}
 
     def query(
         self,
@@ -124,26 +113,18 @@ class CameraRepository:
             index, pk_name, sk_name, value = keys.GSI3, "gsi3pk", "gsi3sk", f"CAMERAKIND#{kind.value}"
         else:
             index, pk_name, sk_name, value = keys.GSI2, "gsi2pk", "gsi2sk", "CAMERAS"
-        params: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": index,
-            "KeyConditionExpression": "#p = :p",
-            "ExpressionAttributeNames": {"#p": pk_name},
-            "ExpressionAttributeValues": {":p": {"S": value}},
-            "Limit": limit,
-        }
-        if grid_id is not None and kind is not None:
-            params["FilterExpression"] = "#k = :k"
-            params["ExpressionAttributeNames"]["#k"] = "kind"
-            params["ExpressionAttributeValues"][":k"] = {"S": kind.value}
-        if start_key:
-            params["ExclusiveStartKey"] = start_key
-        response = client("dynamodb").query(**params)
-        rows = [
-            (camera_from_item(item), {k: item[k] for k in ("pk", "sk", pk_name, sk_name) if k in item})
-            for item in response.get("Items", [])
-        ]
-        return CameraPage(rows=rows, last_key=response.get("LastEvaluatedKey"))
+        items, last_key = query_index_page(
+            client("dynamodb"),
+            self.table_name,
+            index,
+            pk_name,
+            sk_name,
+            value,
+            limit=limit,
+            start_key=start_key,
+            equals=("kind", kind.value) if grid_id is not None and kind is not None else None,
+        )
+        return CameraPage(rows=[(camera_from_item(item), key) for item, key in items], last_key=last_key)
 
     # --- writes --------------------------------------------------------------------------------
 
@@ -217,14 +198,11 @@ class CameraRepository:
         return CameraRecord(camera=camera, version=version, updated_at=at)
 
     def _batch_write(self, items: list[dict[str, Any]]) -> None:
-        for start in range(0, len(items), BATCH_WRITE_LIMIT):
-            chunk = items[start : start + BATCH_WRITE_LIMIT]
-            request: dict[str, Any] = {self.table_name: [{"PutRequest": {"Item": item}} for item in chunk]}
-            for attempt in range(self.max_unprocessed_retries + 1):
-                response = client("dynamodb").batch_write_item(RequestItems=request)
-                request = response.get("UnprocessedItems") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise CameraStoreError("camera items left unprocessed")
+        batch_put_items(
+            client("dynamodb"),
+            self.table_name,
+            items,
+            max_unprocessed_retries=self.max_unprocessed_retries,
+            unprocessed=lambda _: CameraStoreError("camera items left unprocessed"),
+            sleep=time.sleep,
+        )

@@ -16,8 +16,13 @@ from smartzone.domain.timeutil import to_iso
 from smartzone.repositories import keys
 from smartzone.repositories.clients import client
 from smartzone.repositories.codec import from_item, serialize, to_item
+from smartzone.repositories.dynamo_ops import (
+    BATCH_WRITE_LIMIT,
+    batch_get_items,
+    batch_put_items,
+    query_index_page,
+)
 
-BATCH_GET_LIMIT = 100
 _REGISTRY_FIELDS = (
     "device_id",
     "name",
@@ -86,28 +91,16 @@ class DeviceRepository:
 
     def batch_get(self, device_ids: list[str]) -> dict[str, DeviceRecord]:
         """Devices by id; unknown ids are absent. Unprocessed keys are retried with backoff."""
-        found: dict[str, DeviceRecord] = {}
-        ids = sorted(set(device_ids))
-        for start in range(0, len(ids), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [to_item(keys.device_key(i)) for i in ids[start : start + BATCH_GET_LIMIT]]
-                }
-            }
-            for attempt in range(self.max_unprocessed_retries + 1):
-                response = client("dynamodb").batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    record = device_from_item(item)
-                    found[record.device.device_id] = record
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise TransientStoreError(
-                    f"{len(request[self.table_name]['Keys'])} device keys left unprocessed"
-                )
-        return found
+        items = batch_get_items(
+            client("dynamodb"),
+            self.table_name,
+            [to_item(keys.device_key(i)) for i in sorted(set(device_ids))],
+            max_unprocessed_retries=self.max_unprocessed_retries,
+            unprocessed=lambda left: TransientStoreError(f"{left} device keys left unprocessed"),
+            sleep=time.sleep,
+        )
+        records = (device_from_item(item) for item in items)
+        return {record.device.device_id: record for record in records}
 
     def get(self, device_id: str, *, consistent: bool = False) -> DeviceRecord | None:
         item = (
@@ -230,17 +223,14 @@ class DeviceRepository:
 
     def _batch_write(self, items: list[dict[str, Any]]) -> None:
         """PutRequests in chunks of 25; unprocessed items are retried with backoff."""
-        for start in range(0, len(items), BATCH_WRITE_LIMIT):
-            chunk = items[start : start + BATCH_WRITE_LIMIT]
-            request: dict[str, Any] = {self.table_name: [{"PutRequest": {"Item": item}} for item in chunk]}
-            for attempt in range(self.max_unprocessed_retries + 1):
-                response = client("dynamodb").batch_write_item(RequestItems=request)
-                request = response.get("UnprocessedItems") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise TransientStoreError(f"{len(request[self.table_name])} items left unprocessed")
+        batch_put_items(
+            client("dynamodb"),
+            self.table_name,
+            items,
+            max_unprocessed_retries=self.max_unprocessed_retries,
+            unprocessed=lambda left: TransientStoreError(f"{left} items left unprocessed"),
+            sleep=time.sleep,
+        )
 
     # --- issue 3: the registry API (devices and grids by key or index Query, never Scan) -------
 
@@ -255,22 +245,17 @@ class DeviceRepository:
             if grid_id is None
             else (keys.GSI1, "gsi1pk", "gsi1sk", f"GRIDDEVICES#{grid_id}")
         )
-        params: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": index,
-            "KeyConditionExpression": "#p = :p",
-            "ExpressionAttributeNames": {"#p": pk_name},
-            "ExpressionAttributeValues": {":p": {"S": value}},
-            "Limit": limit,
-        }
-        if start_key:
-            params["ExclusiveStartKey"] = start_key
-        response = client("dynamodb").query(**params)
-        rows = [
-            (device_from_item(item), {k: item[k] for k in ("pk", "sk", pk_name, sk_name) if k in item})
-            for item in response.get("Items", [])
-        ]
-        return DevicePage(rows=rows, last_key=response.get("LastEvaluatedKey"))
+        items, last_key = query_index_page(
+            client("dynamodb"),
+            self.table_name,
+            index,
+            pk_name,
+            sk_name,
+            value,
+            limit=limit,
+            start_key=start_key,
+        )
+        return DevicePage(rows=[(device_from_item(item), key) for item, key in items], last_key=last_key)
 
     def grid_devices(self, grid_id: str) -> list[DeviceRecord]:
         """Every device of a grid (gsi1 Query, all pages)."""
@@ -432,26 +417,16 @@ class DeviceRepository:
 
     def get_grids(self, grid_ids: list[str]) -> dict[str, Grid]:
         """Grids by id (BatchGetItem; unknown ids absent)."""
-        found: dict[str, Grid] = {}
-        ids = sorted(set(grid_ids))
-        for start in range(0, len(ids), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [to_item(keys.grid_key(i)) for i in ids[start : start + BATCH_GET_LIMIT]]
-                }
-            }
-            for attempt in range(self.max_unprocessed_retries + 1):
-                response = client("dynamodb").batch_get_item(RequestItems=request)
-                for raw in response.get("Responses", {}).get(self.table_name, []):
-                    grid = grid_from_item(raw)
-                    found[grid.grid_id] = grid
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise TransientStoreError("grid keys left unprocessed")
-        return found
+        items = batch_get_items(
+            client("dynamodb"),
+            self.table_name,
+            [to_item(keys.grid_key(i)) for i in sorted(set(grid_ids))],
+            max_unprocessed_retries=self.max_unprocessed_retries,
+            unprocessed=lambda _: TransientStoreError("grid keys left unprocessed"),
+            sleep=time.sleep,
+        )
+        grids = (grid_from_item(item) for item in items)
+        return {grid.grid_id: grid for grid in grids}
 
     def save_grid_fields(self, grid_id: str, name: str, community: str) -> tuple[Grid, bool]:
         """Create a grid or set its name and community; its workers and boundary are kept.
@@ -543,9 +518,6 @@ def state_json(state: DeviceState) -> str:
 
 def dumps_compact(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-BATCH_WRITE_LIMIT = 25
 
 
 @dataclass(frozen=True, slots=True)
