@@ -10,20 +10,19 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smartzone.observability import NAMESPACE, logger, metrics, tracer
+from smartzone.observability import logger, metrics, tracer
 from smartzone.repositories.cameras import CameraRepository
 from smartzone.repositories.detections import DetectionStore
 from smartzone.repositories.grid_areas import GridAreaRepository
 from smartzone.repositories.rejects import RejectSink
 from smartzone.repositories.workorders import WorkOrderRepository
 from smartzone.settings import get_settings
+from smartzone.sqs_batch import handle_batch
 
-from .pipeline import BatchOutcome, DetectionPipeline, Message
+from .pipeline import DetectionPipeline
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -56,43 +55,16 @@ def pipeline() -> DetectionPipeline:
     )
 
 
-def _emit_metrics(outcome: BatchOutcome) -> None:
-    for key, name in _METRICS.items():
-        if outcome.counts[key]:
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=outcome.counts[key])
-    if outcome.rejected:
-        metrics.add_metric(name="DetectionsRejected", unit=MetricUnit.Count, value=len(outcome.rejected))
-        for key, count in outcome.counts.items():
-            if key.startswith("rejected_"):
-                with single_metric(
-                    name="DetectionsRejectedByReason", unit=MetricUnit.Count, value=count, namespace=NAMESPACE
-                ) as metric:
-                    metric.add_dimension(name="reason", value=key.removeprefix("rejected_"))
-    if outcome.failed:
-        metrics.add_metric(name="DetectionsRetried", unit=MetricUnit.Count, value=len(outcome.failed))
-
-
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    records = event.get("Records", [])
-    outcome = pipeline().process([Message(r["messageId"], r.get("body", "")) for r in records])
-    _emit_metrics(outcome)
-    logger.info(
-        "batch processed",
-        extra={
-            "counts": dict(outcome.counts),
-            "rejected": len(outcome.rejected),
-            "retried": len(outcome.failed),
-        },
+    return handle_batch(
+        event,
+        context,
+        lambda messages: pipeline().process(messages),
+        processor=processor,
+        retry=RetryLater,
+        metric_names=_METRICS,
+        metric_prefix="Detections",
     )
-
-    def record_handler(record: SQSRecord) -> None:
-        if record.message_id in outcome.failed:
-            raise RetryLater(record.message_id)
-
-    response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-    return response

@@ -12,7 +12,7 @@ detections, plus one conditional put per drone change. Bad messages are rejected
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -48,23 +48,15 @@ from smartzone.repositories.grid_areas import GridAreaRepository
 from smartzone.repositories.rejects import RejectedMessage, RejectSink
 from smartzone.repositories.workorders import WorkOrderRepository
 from smartzone.settings import Settings
+from smartzone.sqs_batch import BatchOutcome as SqsBatchOutcome
+from smartzone.sqs_batch import Message, send_rejects
 
 MAX_WRITE_ATTEMPTS = 6
 _TRANSIENT = (ClientError, BotoCoreError, StoreUnavailable)
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    message_id: str
-    body: str
-
-
 @dataclass
-class BatchOutcome:
-    failed: set[str] = field(default_factory=set)
-    """Message ids to report as batch item failures (transient: retried by SQS)."""
-    rejected: list[RejectedMessage] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
+class BatchOutcome(SqsBatchOutcome):
     orders: list[str] = field(default_factory=list)
     """Ids of the orders created or joined."""
 
@@ -318,18 +310,7 @@ class DetectionPipeline:
             outcome.orders.append(order.order_id)
 
     def _send_rejects(self, outcome: BatchOutcome) -> None:
-        for rejected in outcome.rejected:
-            logger.info(
-                "detection rejected",
-                extra={
-                    "message_id": rejected.message_id,
-                    "reason": rejected.rejection.reason.value,
-                    "detail": rejected.rejection.detail,
-                    "source_id": rejected.rejection.device_id,
-                },
-            )
-        if outcome.rejected:
-            outcome.failed.update(self.rejects.send(outcome.rejected))
+        send_rejects(outcome, self.rejects, log_message="detection rejected", source_key="source_id")
 
 
 class _Unsettled(Exception):

@@ -9,18 +9,17 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smartzone.observability import NAMESPACE, logger, metrics, tracer
+from smartzone.observability import logger, metrics, tracer
 from smartzone.repositories.alarm_store import AlarmStore
 from smartzone.repositories.devices import DeviceRepository
 from smartzone.repositories.rejects import RejectSink
 from smartzone.settings import get_settings
+from smartzone.sqs_batch import handle_batch
 
-from .pipeline import BatchOutcome, Message, TelemetryPipeline
+from .pipeline import TelemetryPipeline
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -51,44 +50,16 @@ def pipeline() -> TelemetryPipeline:
     )
 
 
-def _emit_metrics(outcome: BatchOutcome) -> None:
-    for key, name in _METRICS.items():
-        if outcome.counts[key]:
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=outcome.counts[key])
-    rejected = len(outcome.rejected)
-    if rejected:
-        metrics.add_metric(name="ReadingsRejected", unit=MetricUnit.Count, value=rejected)
-        for key, count in outcome.counts.items():
-            if key.startswith("rejected_"):
-                with single_metric(
-                    name="ReadingsRejectedByReason", unit=MetricUnit.Count, value=count, namespace=NAMESPACE
-                ) as metric:
-                    metric.add_dimension(name="reason", value=key.removeprefix("rejected_"))
-    if outcome.failed:
-        metrics.add_metric(name="ReadingsRetried", unit=MetricUnit.Count, value=len(outcome.failed))
-
-
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    records = event.get("Records", [])
-    outcome = pipeline().process([Message(r["messageId"], r.get("body", "")) for r in records])
-    _emit_metrics(outcome)
-    logger.info(
-        "batch processed",
-        extra={
-            "counts": dict(outcome.counts),
-            "rejected": len(outcome.rejected),
-            "retried": len(outcome.failed),
-        },
+    return handle_batch(
+        event,
+        context,
+        lambda messages: pipeline().process(messages),
+        processor=processor,
+        retry=RetryLater,
+        metric_names=_METRICS,
+        metric_prefix="Readings",
     )
-
-    def record_handler(record: SQSRecord) -> None:
-        if record.message_id in outcome.failed:
-            raise RetryLater(record.message_id)
-
-    response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-    return response

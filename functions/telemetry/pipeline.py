@@ -8,7 +8,7 @@ failures mark only the affected device's messages for retry.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,23 +23,15 @@ from smartzone.repositories.alarm_store import AlarmStore, DeviceConflict
 from smartzone.repositories.devices import DeviceRecord, DeviceRepository, TransientStoreError
 from smartzone.repositories.rejects import RejectedMessage, RejectSink
 from smartzone.settings import Settings
+from smartzone.sqs_batch import BatchOutcome as SqsBatchOutcome
+from smartzone.sqs_batch import Message, send_rejects
 
 MAX_CONFLICT_RETRIES = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    message_id: str
-    body: str
-
-
 @dataclass
-class BatchOutcome:
-    failed: set[str] = field(default_factory=set)
-    """Message ids to report as batch item failures (transient: retried by SQS)."""
-    rejected: list[RejectedMessage] = field(default_factory=list)
+class BatchOutcome(SqsBatchOutcome):
     transitions: list[AlarmTransition] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:
@@ -170,21 +162,9 @@ class TelemetryPipeline:
             return
 
     def _send_rejects(self, outcome: BatchOutcome) -> None:
-        if not outcome.rejected:
-            return
         for rejected in outcome.rejected:
             outcome.counts[f"rejected_{rejected.rejection.reason.value}"] += 1
-            logger.info(
-                "reading rejected",
-                extra={
-                    "message_id": rejected.message_id,
-                    "reason": rejected.rejection.reason.value,
-                    "detail": rejected.rejection.detail,
-                    "device_id": rejected.rejection.device_id,
-                },
-            )
-        unsent = self.rejects.send(outcome.rejected)
-        outcome.failed.update(unsent)
+        send_rejects(outcome, self.rejects, log_message="reading rejected", source_key="device_id")
 
 
 def _log_transition(t: AlarmTransition) -> None:
