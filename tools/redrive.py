@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import json
 import sys
 import time
@@ -60,13 +59,16 @@ from tools.ops_aws import (
     stack_queues,
     use_local_platform,
 )
+from tools.queue_loop import Message, Reappearing, queue_depth, work_queue
 
-SQS_BATCH = 10
-MAX_VISIBILITY_S = 43_200
-"""SQS's longest visibility timeout (12 hours)."""
 TRUNCATED = "truncated body"
 MAX_RETURNS = 12
 """A held message back this often (its hold doubled each time) means holds do not work: stop."""
+GROWING_HOLD = Reappearing(
+    grow=True,
+    note="held messages keep coming back (visibility not kept?): stopped early",
+    max_returns=MAX_RETURNS,
+)
 BUFFER = "telemetry-buffer"
 REJECTS = "rejects"
 RULE_ERRORS = "rule-errors"
@@ -197,36 +199,6 @@ def _rule_sql(rule_name: str) -> str:
     return TELEMETRY_SQL
 
 
-def _hold(queue_url: str, handles: list[str], seconds: int) -> None:
-    """Set the visibility of received messages (0 releases them); best effort."""
-    sqs = client("sqs")
-    for start in range(0, len(handles), SQS_BATCH):
-        chunk = handles[start : start + SQS_BATCH]
-        # On failure they become visible again when their current visibility timeout ends.
-        with contextlib.suppress(ClientError, BotoCoreError):
-            sqs.change_message_visibility_batch(
-                QueueUrl=queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": seconds}
-                    for i, h in enumerate(chunk)
-                ],
-            )
-
-
-def _release(queue_url: str, handles: list[str]) -> None:
-    _hold(queue_url, handles, 0)
-
-
-def _depth(queue_url: str) -> int:
-    attributes = client("sqs").get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
-        attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
-    )
-
-
 def move_messages(
     source_url: str,
     target_url: str,
@@ -243,84 +215,61 @@ def move_messages(
     the queue (skipped, failed) is held for ``visibility_timeout_s``; if it comes back during the
     run (the run outlasted the hold), it is not counted again and is held for twice as long each
     time it returns, so that unseen messages behind it are still reached. All held messages are
-    released when the run ends."""
+    released when the run ends (:func:`tools.queue_loop.work_queue`)."""
     sqs = client("sqs")
-    seen: set[str] = set()
-    held: dict[str, str] = {}
-    """message id → its latest receipt handle (released at the end)."""
-    returns: dict[str, int] = {}
-    try:
-        while max_messages is None or report.found < max_messages:
-            wanted = SQS_BATCH if max_messages is None else min(SQS_BATCH, max_messages - report.found)
-            messages = sqs.receive_message(
-                QueueUrl=source_url,
-                MaxNumberOfMessages=wanted,
-                WaitTimeSeconds=wait_s,
-                VisibilityTimeout=visibility_timeout_s,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            if not messages:
-                break
-            fresh = [m for m in messages if m["MessageId"] not in seen]
-            back = [m for m in messages if m["MessageId"] in seen]
-            by_hold: dict[int, list[str]] = {}
-            for message in back:
-                message_id = message["MessageId"]
-                returns[message_id] = returns.get(message_id, 0) + 1
-                held[message_id] = message["ReceiptHandle"]
-                hold = min(MAX_VISIBILITY_S, max(visibility_timeout_s, 1) * 2 ** returns[message_id])
-                by_hold.setdefault(hold, []).append(message["ReceiptHandle"])
-            for hold, handles in by_hold.items():
-                _hold(source_url, handles, hold)
-            if back and max(returns[m["MessageId"]] for m in back) > MAX_RETURNS:
-                report.errors.append("held messages keep coming back (visibility not kept?): stopped early")
-                break
-            entries: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-            for i, message in enumerate(fresh):
-                seen.add(message["MessageId"])
-                report.found += 1
-                try:
-                    entry = transform(message)
-                except Skip as skip:
-                    report.skip_reasons[skip.reason] = report.skip_reasons.get(skip.reason, 0) + 1
-                    entry = None
-                if entry is None:
-                    report.skipped += 1
-                    held[message["MessageId"]] = message["ReceiptHandle"]
-                    continue
-                entries[str(i)] = (message, {"Id": str(i), **entry})
-            if not entries:
-                continue
+
+    def send(fresh: list[Message], keep: Callable[[Message], None]) -> None:
+        entries: dict[str, tuple[Message, dict[str, Any]]] = {}
+        for i, message in enumerate(fresh):
             try:
-                response = sqs.send_message_batch(
-                    QueueUrl=target_url, Entries=[entry for _, entry in entries.values()]
-                )
-            except (ClientError, BotoCoreError) as exc:
-                report.failed += len(entries)
-                report.errors.append(f"send to {target_url} failed: {exc}")
-                held.update((m["MessageId"], m["ReceiptHandle"]) for m, _ in entries.values())
+                entry = transform(message)
+            except Skip as skip:
+                report.skip_reasons[skip.reason] = report.skip_reasons.get(skip.reason, 0) + 1
+                entry = None
+            if entry is None:
+                report.skipped += 1
+                keep(message)
                 continue
-            for failure in response.get("Failed", []):
-                message, _ = entries.pop(failure["Id"])
-                report.failed += 1
-                report.errors.append(f"{message['MessageId']}: {failure.get('Message', failure.get('Code'))}")
-                held[message["MessageId"]] = message["ReceiptHandle"]
-            sent = [m for m, _ in entries.values()]
-            if not sent:
-                continue
-            deleted = sqs.delete_message_batch(
-                QueueUrl=source_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)],
+            entries[str(i)] = (message, {"Id": str(i), **entry})
+        if not entries:
+            return
+        try:
+            response = sqs.send_message_batch(
+                QueueUrl=target_url, Entries=[entry for _, entry in entries.values()]
             )
-            report.moved += len(sent)
-            for failure in deleted.get("Failed", []):
-                # Sent but not deleted: the next run sends it again (consumers are idempotent).
-                report.errors.append(f"{sent[int(failure['Id'])]['MessageId']}: sent, not deleted")
-    finally:
-        if held:
-            _release(source_url, list(held.values()))
-    report.left = _depth(source_url)
+        except (ClientError, BotoCoreError) as exc:
+            report.failed += len(entries)
+            report.errors.append(f"send to {target_url} failed: {exc}")
+            for message, _ in entries.values():
+                keep(message)
+            return
+        for failure in response.get("Failed", []):
+            message, _ = entries.pop(failure["Id"])
+            report.failed += 1
+            report.errors.append(f"{message['MessageId']}: {failure.get('Message', failure.get('Code'))}")
+            keep(message)
+        sent = [m for m, _ in entries.values()]
+        if not sent:
+            return
+        deleted = sqs.delete_message_batch(
+            QueueUrl=source_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)],
+        )
+        report.moved += len(sent)
+        for failure in deleted.get("Failed", []):
+            # Sent but not deleted: the next run sends it again (consumers are idempotent).
+            report.errors.append(f"{sent[int(failure['Id'])]['MessageId']}: sent, not deleted")
+
+    report.found += work_queue(
+        source_url,
+        send,
+        GROWING_HOLD,
+        report.errors,
+        max_messages=None if max_messages is None else max_messages - report.found,
+        wait_s=wait_s,
+        visibility_timeout_s=visibility_timeout_s,
+    )
+    report.left = queue_depth(source_url)
     return report
 
 

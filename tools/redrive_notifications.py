@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,8 +37,7 @@ from pydantic import ValidationError
 from smartzone.repositories.clients import client
 from smartzone.repositories.notifier import Notifier, PublishError, describe_error, parse_parked
 from smartzone.settings import get_settings
-
-SQS_BATCH = 10
+from tools.queue_loop import Message, Reappearing, queue_depth, work_queue
 
 
 @dataclass
@@ -64,33 +63,14 @@ class RedriveReport:
         return f"found {self.found}, published {self.published}, failed {self.failed}, left {self.left}"
 
 
-def _queue_depth(queue_url: str) -> int:
-    attributes = client("sqs").get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
-        attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
-    )
-
-
-def _release(queue_url: str, receipt_handles: list[str]) -> None:
-    """Make held messages visible again at once (for the next run), ten at a time."""
-    sqs = client("sqs")
-    for start in range(0, len(receipt_handles), SQS_BATCH):
-        chunk = receipt_handles[start : start + SQS_BATCH]
-        sqs.change_message_visibility_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                for i, handle in enumerate(chunk)
-            ],
-        )
-
-
 MAX_STALE_ROUNDS = 5
 """Receives in a row that bring only messages already seen before the run gives up (a visibility
 timeout shorter than the receives would otherwise loop forever)."""
+SAME_HOLD = Reappearing(
+    grow=False,
+    note="held messages keep reappearing: run the command again to continue",
+    max_stale_rounds=MAX_STALE_ROUNDS,
+)
 
 
 def redrive(
@@ -114,79 +94,58 @@ def redrive(
     notifier = Notifier(topic_arn, queue_url, attempts=settings.publish_attempts)
     sqs = client("sqs")
     report = RedriveReport(dry_run=dry_run)
-    seen: set[str] = set()
-    stale_rounds = 0
-    held: list[str] = []  # receipt handles of messages that stay in the queue
 
     def say(line: str) -> None:
         if echo:
             print(line)
 
-    try:
-        while max_messages is None or report.found < max_messages:
-            wanted = SQS_BATCH if max_messages is None else min(SQS_BATCH, max_messages - report.found)
-            messages = sqs.receive_message(
-                QueueUrl=queue_url,
-                MaxNumberOfMessages=wanted,
-                WaitTimeSeconds=wait_s,
-                VisibilityTimeout=visibility_timeout_s,
-            ).get("Messages", [])
-            if not messages:
-                break  # only an empty receive ends the run: held messages may reappear meanwhile
-            fresh = [m for m in messages if m["MessageId"] not in seen]
-            stale_rounds = 0 if fresh else stale_rounds + 1
-            if stale_rounds > MAX_STALE_ROUNDS:
-                report.errors.append("held messages keep reappearing: run the command again to continue")
-                break
-            for again in (m for m in messages if m["MessageId"] in seen):
-                # Seen before and back (its hold ran out): hide it again, keep looking for new ones.
-                sqs.change_message_visibility(
-                    QueueUrl=queue_url,
-                    ReceiptHandle=again["ReceiptHandle"],
-                    VisibilityTimeout=visibility_timeout_s,
+    def publish(fresh: list[Message], keep: Callable[[Message], None]) -> None:
+        for message in fresh:
+            try:
+                parked = parse_parked(message["Body"])
+            except ValidationError as exc:
+                report.failed += 1
+                report.errors.append(
+                    f"{message['MessageId']}: not a parked event ({exc.error_count()} errors)"
                 )
-                held.append(again["ReceiptHandle"])
-            for message in fresh:
-                seen.add(message["MessageId"])
-                report.found += 1
-                try:
-                    parked = parse_parked(message["Body"])
-                except ValidationError as exc:
-                    report.failed += 1
-                    report.errors.append(
-                        f"{message['MessageId']}: not a parked event ({exc.error_count()} errors)"
-                    )
-                    say(f"skip    {message['MessageId']}: not a parked event, left in the queue")
-                    held.append(message["ReceiptHandle"])
-                    continue
-                event = parked.event
-                if dry_run:
-                    report.published += 1
-                    report.event_ids.append(event.event_id)
-                    say(f"would publish {event.event_id} {event.event_type} grid={event.grid_id}")
-                    say(f"        parked after: {parked.error}")
-                    held.append(message["ReceiptHandle"])
-                    continue
-                try:
-                    notifier.publish(event)
-                except PublishError as exc:
-                    report.failed += 1
-                    report.errors.append(str(exc))
-                    say(f"failed  {event.event_id}: {describe_error(exc.cause)}")
-                    held.append(message["ReceiptHandle"])
-                    continue
+                say(f"skip    {message['MessageId']}: not a parked event, left in the queue")
+                keep(message)
+                continue
+            event = parked.event
+            if dry_run:
                 report.published += 1
                 report.event_ids.append(event.event_id)
-                say(f"published {event.event_id} {event.event_type} grid={event.grid_id}")
-                try:
-                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-                except (ClientError, BotoCoreError) as exc:
-                    # Published but still queued: a later run publishes it again (same event id).
-                    report.errors.append(f"{event.event_id}: published, not deleted: {describe_error(exc)}")
-    finally:
-        if held:
-            _release(queue_url, held)
-    report.left = _queue_depth(queue_url)
+                say(f"would publish {event.event_id} {event.event_type} grid={event.grid_id}")
+                say(f"        parked after: {parked.error}")
+                keep(message)
+                continue
+            try:
+                notifier.publish(event)
+            except PublishError as exc:
+                report.failed += 1
+                report.errors.append(str(exc))
+                say(f"failed  {event.event_id}: {describe_error(exc.cause)}")
+                keep(message)
+                continue
+            report.published += 1
+            report.event_ids.append(event.event_id)
+            say(f"published {event.event_id} {event.event_type} grid={event.grid_id}")
+            try:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            except (ClientError, BotoCoreError) as exc:
+                # Published but still queued: a later run publishes it again (same event id).
+                report.errors.append(f"{event.event_id}: published, not deleted: {describe_error(exc)}")
+
+    report.found = work_queue(
+        queue_url,
+        publish,
+        SAME_HOLD,
+        report.errors,
+        max_messages=max_messages,
+        wait_s=wait_s,
+        visibility_timeout_s=visibility_timeout_s,
+    )
+    report.left = queue_depth(queue_url)
     return report
 
 
