@@ -15,9 +15,9 @@ from smartzone.domain.identity import Caller
 from smartzone.domain.users import UserProfile
 from smartzone.domain.workorders import WorkOrder
 from tests.support.api import ApiClient
+from tests.support.api_env import CURSOR_SECRET, UPLOADS_BUCKET, clear_api_caches, prepare_api
 
-UPLOADS_BUCKET = "smartzone-uploads-test"
-CURSOR_SECRET = "test-cursor-secret"
+__all__ = ["CURSOR_SECRET", "PEOPLE", "PROFILES", "UPLOADS_BUCKET", "People"]
 
 
 @dataclass(frozen=True)
@@ -56,25 +56,9 @@ PROFILES = [
 @pytest.fixture
 def api_env(resources, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """The platform's resources plus what the API needs: the uploads bucket and the cursor key."""
-    from functions.api import context
-    from smartzone.repositories.clients import client
-    from smartzone.repositories.users import UserRepository
-    from smartzone.settings import get_settings
-
-    client("s3").create_bucket(
-        Bucket=UPLOADS_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-north-1"}
-    )
-    monkeypatch.setenv("UPLOADS_BUCKET", UPLOADS_BUCKET)
-    monkeypatch.setenv("CURSOR_SECRET", CURSOR_SECRET)
-    get_settings.cache_clear()
-    context.users.cache_clear()
-    context.cursor_secret.cache_clear()
-    registry = UserRepository(resources.table_name)
-    for profile in PROFILES:
-        registry.put(profile)
+    prepare_api(resources.table_name, monkeypatch, PROFILES)
     yield resources
-    context.users.cache_clear()
-    context.cursor_secret.cache_clear()
+    clear_api_caches()
 
 
 @pytest.fixture

@@ -25,44 +25,22 @@ def forms_env() -> Iterator[dict[str, Any]]:
     """ONE emulated platform for the whole module (set-up is the costly part): the API's
     environment and people (as ``api_env``), plus the forms' people, grids, seeded forms, exports
     bucket and queue. Tests use their own subjects, grids or forms so that they do not interact."""
-    from moto import mock_aws
-
-    from functions.api import context
-    from infra.local.resources import create_local_resources
     from smartzone.repositories import personal_data
-    from smartzone.repositories.clients import client, reset_clients
-    from smartzone.repositories.users import UserRepository
-    from smartzone.settings import get_settings
-    from tests.api.conftest import CURSOR_SECRET, PROFILES, UPLOADS_BUCKET
+    from tests.api.conftest import PROFILES
+    from tests.support.api_env import clear_api_caches, emulated_platform, prepare_api
 
     def clear() -> None:
-        reset_clients()
-        get_settings.cache_clear()
-        context.users.cache_clear()
-        context.cursor_secret.cache_clear()
+        clear_api_caches()
         personal_data.id_hmac_key.cache_clear()
 
-    with mock_aws(), pytest.MonkeyPatch.context() as patch:
-        clear()
-        resources = create_local_resources()
-        client("s3").create_bucket(
-            Bucket=UPLOADS_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-north-1"}
-        )
+    personal_data.id_hmac_key.cache_clear()
+    with emulated_platform() as (resources, env):
         seeded = setup_forms(resources.table_name)
-        env = {
-            **resources.environment(),
-            "UPLOADS_BUCKET": UPLOADS_BUCKET,
-            "CURSOR_SECRET": CURSOR_SECRET,
-            "EXPORTS_BUCKET": EXPORTS_BUCKET,
-            "EXPORTS_QUEUE_URL": seeded["queue_url"],
-            "ID_HMAC_SECRET": ID_HMAC_SECRET,
-        }
-        for key, value in env.items():
-            patch.setenv(key, value)
+        env.setenv("EXPORTS_BUCKET", EXPORTS_BUCKET)
+        env.setenv("EXPORTS_QUEUE_URL", seeded["queue_url"])
+        env.setenv("ID_HMAC_SECRET", ID_HMAC_SECRET)
+        prepare_api(resources.table_name, env, PROFILES)
         clear()
-        registry = UserRepository(resources.table_name)
-        for profile in PROFILES:
-            registry.put(profile)
         yield {**seeded, "table": resources.table_name}
     clear()
 

@@ -65,19 +65,11 @@ def _clear_caches() -> None:
 @pytest.fixture(scope="module")
 def world() -> Iterator[object]:
     """One emulated account for the tests that only read (built once: setup is the slow part)."""
-    from moto import mock_aws
+    from tests.support.api_env import emulated_platform
 
-    from infra.local.resources import create_local_resources
-    from smartzone.repositories.clients import reset_clients
-
-    with mock_aws(), pytest.MonkeyPatch.context() as mp:
-        reset_clients()
-        res = create_local_resources()
-        for key, value in res.environment().items():
-            mp.setenv(key, value)
+    with emulated_platform() as (res, mp):
         _build(res.table_name, mp)
         yield res
-    reset_clients()
     _clear_caches()
 
 
